@@ -1,0 +1,6 @@
+export * from './codec.js';
+export * from './defaults.js';
+export * from './schemas.js';
+export * from './topics.js';
+export * from './types.js';
+export * from './version.js';
