@@ -1,4 +1,5 @@
 export * from './codec.js';
+export * from './credentials.js';
 export * from './defaults.js';
 export * from './schemas.js';
 export * from './topics.js';

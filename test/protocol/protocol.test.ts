@@ -121,3 +121,14 @@ describe('decision versions', () => {
     }
   });
 });
+
+describe('agent credentials', () => {
+  it('derive per-node passwords that only verify for their own identity', async () => {
+    const { deriveAgentPassword, verifyAgentPassword } = await import('../../protocol/index.js');
+    const p = deriveAgentPassword('k3y', 'node-a');
+    assert.ok(verifyAgentPassword('k3y', 'agent:node-a', p));
+    assert.equal(verifyAgentPassword('k3y', 'agent:node-b', p), false);
+    assert.equal(verifyAgentPassword('other', 'agent:node-a', p), false);
+    assert.equal(verifyAgentPassword('k3y', 'operator', p), false);
+  });
+});
