@@ -1,0 +1,165 @@
+// Reading what the planner needs out of a Pod: CPU limits, containers, QoS, exclusions, annotations.
+import {
+  ANNOTATION_CONFIG,
+  ANNOTATION_ENABLED,
+  type BurstConfig,
+  type ContainerDecision,
+  LABEL_KOORD_QOS,
+  type QosClass,
+  validate,
+} from '../../protocol/index.js';
+
+/** The subset of a v1 Pod the planner reads (plain JSON or client-node model objects). */
+export interface PodLike {
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    deletionTimestamp?: unknown;
+  };
+  spec?: {
+    nodeName?: string;
+    containers?: ContainerLike[];
+    initContainers?: ContainerLike[];
+  };
+  status?: {
+    phase?: string;
+    qosClass?: string;
+    containerStatuses?: ContainerStatusLike[];
+    initContainerStatuses?: ContainerStatusLike[];
+  };
+}
+
+interface ContainerLike {
+  name: string;
+  restartPolicy?: string;
+  resources?: { limits?: Record<string, unknown>; requests?: Record<string, unknown> };
+}
+
+interface ContainerStatusLike {
+  name: string;
+  containerID?: string;
+  state?: { running?: unknown };
+}
+
+/** Kubernetes CPU quantity → millicores ("500m", "2", "1.5", "0.25"); null when absent or unparsable. */
+export function cpuMilli(q: unknown): number | null {
+  if (q === undefined || q === null) return null;
+  const s = String(q).trim();
+  const m = /^(\d+(?:\.\d+)?|\.\d+)(m|k|M|G)?$/.exec(s);
+  if (!m) return null;
+  const n = Number(m[1]);
+  const mult = { m: 1, k: 1e6, M: 1e9, G: 1e12 }[m[2] ?? ''] ?? 1000;
+  return Math.ceil(n * mult);
+}
+
+export function podKey(p: PodLike): string {
+  return `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
+}
+
+/** status.qosClass when the API filled it, else derived the way the kubelet does (CPU and memory). */
+export function qosClassOf(p: PodLike): QosClass {
+  const s = p.status?.qosClass;
+  if (s === 'Guaranteed' || s === 'Burstable' || s === 'BestEffort') return s;
+  const all = [...(p.spec?.containers ?? []), ...(p.spec?.initContainers ?? [])];
+  let any = false;
+  let guaranteed = all.length > 0;
+  for (const c of all) {
+    const lim = c.resources?.limits ?? {};
+    const req = c.resources?.requests ?? {};
+    for (const r of ['cpu', 'memory']) {
+      if (lim[r] !== undefined || req[r] !== undefined) any = true;
+      const l = lim[r];
+      const q = req[r] ?? l;
+      if (l === undefined || String(l) !== String(q)) guaranteed = false;
+    }
+  }
+  if (!any) return 'BestEffort';
+  return guaranteed ? 'Guaranteed' : 'Burstable';
+}
+
+export function koordQos(p: PodLike): string | undefined {
+  return p.metadata?.labels?.[LABEL_KOORD_QOS];
+}
+
+export function containersOf(p: PodLike): ContainerDecision[] {
+  const statuses = new Map<string, ContainerStatusLike>();
+  for (const s of [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])])
+    statuses.set(s.name, s);
+  const out: ContainerDecision[] = [];
+  const add = (c: ContainerLike, kind: ContainerDecision['kind']) => {
+    const st = statuses.get(c.name);
+    out.push({
+      name: c.name,
+      containerID: st?.containerID ?? '',
+      cpuLimitMilli: cpuMilli(c.resources?.limits?.cpu),
+      kind,
+      running: Boolean(st?.state?.running),
+    });
+  };
+  for (const c of p.spec?.initContainers ?? []) add(c, c.restartPolicy === 'Always' ? 'sidecar' : 'init');
+  for (const c of p.spec?.containers ?? []) add(c, 'app');
+  return out;
+}
+
+export function cpuRequestMilli(p: PodLike): number {
+  let sum = 0;
+  for (const c of p.spec?.containers ?? [])
+    sum += cpuMilli(c.resources?.requests?.cpu ?? c.resources?.limits?.cpu) ?? 0;
+  return sum;
+}
+
+/** Why a pod cannot get burst, or null when it is eligible. Reasons are CamelCase for status and Events. */
+export function exclusionOf(p: PodLike): { reason: string; message: string } | null {
+  const phase = p.status?.phase;
+  if (phase === 'Succeeded' || phase === 'Failed')
+    return { reason: 'PodTerminated', message: `pod phase is ${phase}` };
+  if (p.metadata?.deletionTimestamp) return { reason: 'PodTerminating', message: 'pod is being deleted' };
+  const qos = koordQos(p);
+  if (qos === 'LSR' || qos === 'LSE' || qos === 'BE')
+    return {
+      reason: 'QoSClassExcluded',
+      message: `${LABEL_KOORD_QOS}=${qos} pods do not burst (as Koordinator)`,
+    };
+  const containers = [...(p.spec?.containers ?? [])];
+  if (!containers.some((c) => cpuMilli(c.resources?.limits?.cpu) !== null))
+    return { reason: 'NoCPULimit', message: 'no container has a CPU limit, so there is no quota to burst' };
+  return null;
+}
+
+export type OptIn = 'true' | 'false' | 'unset' | 'invalid';
+
+export function optInOf(p: PodLike): { value: OptIn; raw?: string } {
+  const raw = p.metadata?.annotations?.[ANNOTATION_ENABLED];
+  if (raw === undefined) return { value: 'unset' };
+  const v = raw.trim().toLowerCase();
+  if (v === 'true') return { value: 'true', raw };
+  if (v === 'false') return { value: 'false', raw };
+  return { value: 'invalid', raw };
+}
+
+export type OverrideResult =
+  | { present: false }
+  | { present: true; ok: true; value: Partial<BurstConfig> }
+  | { present: true; ok: false; error: string };
+
+/** The `cpuburst.io/config` annotation, validated with the protocol's ajv schema. */
+export function overrideOf(p: PodLike): OverrideResult {
+  const raw = p.metadata?.annotations?.[ANNOTATION_CONFIG];
+  if (raw === undefined) return { present: false };
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch (err) {
+    return {
+      present: true,
+      ok: false,
+      error: `${ANNOTATION_CONFIG} is not valid JSON: ${(err as Error).message}`,
+    };
+  }
+  if (!validate.podOverride(v))
+    return { present: true, ok: false, error: `${ANNOTATION_CONFIG}: ${validate.podOverride.errors()}` };
+  return { present: true, ok: true, value: v };
+}
