@@ -1,5 +1,9 @@
-// Placeholder until the demo component lands; replaced by its own implementation.
-export async function main(_argv: string[]): Promise<number> {
-  process.stderr.write('cpuburst: the demo command is not built yet\n');
+// `cpuburst demo`: the one-command local demo; `cpuburst demo kubelet` runs the mini-kubelet alone.
+export async function main(argv: string[]): Promise<number | undefined> {
+  if (argv[0] === 'kubelet') {
+    const { main: kubeletMain } = await import('../devcluster/kubelet/main.js');
+    return kubeletMain(argv.slice(1));
+  }
+  process.stderr.write('cpuburst demo: the orchestration is not built yet\n');
   return 2;
 }
