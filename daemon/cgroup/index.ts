@@ -1,0 +1,3 @@
+export * from './fs.js';
+export * from './layout.js';
+export * from './read.js';
