@@ -1,9 +1,46 @@
 // `cpuburst demo`: the one-command local demo; `cpuburst demo kubelet` runs the mini-kubelet alone.
+import { FlagError, formatHelp, parseFlags } from '../common/flags.js';
+import { DEMO_FLAGS } from './flags.js';
+import { runDemo } from './run.js';
+
 export async function main(argv: string[]): Promise<number | undefined> {
   if (argv[0] === 'kubelet') {
     const { main: kubeletMain } = await import('../devcluster/kubelet/main.js');
     return kubeletMain(argv.slice(1));
   }
-  process.stderr.write('cpuburst demo: the orchestration is not built yet\n');
-  return 2;
+  const { values: v, help, rest } = parseFlags(DEMO_FLAGS, argv);
+  if (help) {
+    process.stdout.write(
+      formatHelp(
+        'cpuburst demo [flags] | cpuburst demo kubelet --help',
+        'One-command local demo on real cgroups: devcluster, broker, operator and agent as processes, a mini-kubelet,\na bursty latency-sensitive service measured without and with a CpuBurstStrategy.',
+        DEMO_FLAGS,
+      ),
+    );
+    return 0;
+  }
+  if (rest.length > 0) throw new FlagError(`unexpected argument ${rest[0]}`);
+  const rate = Number(v.rate);
+  const workMs = Number(v.workMs);
+  if (!(rate > 0)) throw new FlagError(`--rate must be a positive number, got ${v.rate}`);
+  if (!(workMs > 0)) throw new FlagError(`--work-ms must be a positive number, got ${v.workMs}`);
+  if (Number(v.duration) < 1) throw new FlagError('--duration must be at least 1 second');
+  if (Number(v.warmup) < 0) throw new FlagError('--warmup must not be negative');
+  return runDemo({
+    duration: Number(v.duration),
+    warmup: Number(v.warmup),
+    json: Boolean(v.json),
+    keepRunning: Boolean(v.keepRunning),
+    simulate: Boolean(v.simulate),
+    neighbour: Boolean(v.neighbour),
+    rate,
+    workMs,
+    cpuLimit: String(v.cpuLimit),
+    outDir: String(v.outDir),
+    workDir: String(v.workDir ?? ''),
+    cgroupRoot: String(v.cgroupRoot),
+    parentBase: String(v.parentBase),
+    kubectl: String(v.kubectl ?? ''),
+    nodeName: String(v.nodeName),
+  });
 }

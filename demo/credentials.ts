@@ -1,0 +1,57 @@
+// Real credentials for the demo stack: a users file with a hashed operator password plus two IoT
+// users, the shared agent key, and an ACL that confines IoT users to their own topics.
+import { randomBytes, scryptSync } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { identities } from '../protocol/topics.js';
+
+export interface DemoCredentials {
+  usersFile: string;
+  aclFile: string;
+  agentKeyFile: string;
+  operatorPasswordFile: string;
+  operatorPassword: string;
+  /** IoT users (username → password) that may use devices/# only. */
+  iot: Record<string, string>;
+}
+
+/** scrypt$N$r$p$salt$hash, the broker users file's hash format. */
+export function scryptHash(password: string): string {
+  const N = 16384;
+  const r = 8;
+  const p = 1;
+  const salt = randomBytes(16);
+  const hash = scryptSync(password, salt, 32, { N, r, p, maxmem: 256 * N * r });
+  return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+const secret = () => randomBytes(18).toString('base64url');
+
+export function writeCredentials(dir: string): DemoCredentials {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const operatorPassword = secret();
+  const iot = { 'device-1': secret(), viewer: secret() };
+  const users = [
+    { username: identities.operator, passwordHash: scryptHash(operatorPassword) },
+    ...Object.entries(iot).map(([username, pw]) => ({ username, passwordHash: scryptHash(pw) })),
+  ];
+  const usersFile = path.join(dir, 'users.yaml');
+  fs.writeFileSync(usersFile, YAML.stringify({ users }), { mode: 0o600 });
+  const agentKeyFile = path.join(dir, 'agent.key');
+  fs.writeFileSync(agentKeyFile, randomBytes(32).toString('base64url'), { mode: 0o600 });
+  const operatorPasswordFile = path.join(dir, 'operator.password');
+  fs.writeFileSync(operatorPasswordFile, operatorPassword, { mode: 0o600 });
+  // The control plane (cpuburst/) is guarded by the broker's built-in rules; these cover IoT users.
+  const acl = {
+    noMatch: 'deny',
+    rules: [
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an ACL placeholder the broker expands
+      { permission: 'allow', username: 'device-1', action: 'all', topics: ['devices/${username}/#'] },
+      { permission: 'allow', username: 'viewer', action: 'subscribe', topics: ['devices/#'] },
+    ],
+  };
+  const aclFile = path.join(dir, 'acl.yaml');
+  fs.writeFileSync(aclFile, YAML.stringify(acl), { mode: 0o600 });
+  return { usersFile, aclFile, agentKeyFile, operatorPasswordFile, operatorPassword, iot };
+}

@@ -1,0 +1,98 @@
+// Flags of `cpuburst demo` (each with an env twin).
+import type { FlagSpec } from '../common/flags.js';
+
+export const DEMO_FLAGS: FlagSpec[] = [
+  { name: 'duration', env: 'DEMO_DURATION', type: 'int', default: 20, help: 'seconds measured per phase' },
+  {
+    name: 'warmup',
+    env: 'DEMO_WARMUP',
+    type: 'int',
+    default: 5,
+    help: 'seconds before each phase is measured (lets the agent settle)',
+  },
+  {
+    name: 'json',
+    env: 'DEMO_JSON',
+    type: 'bool',
+    default: false,
+    help: 'print the results as JSON on stdout; no progress bar',
+  },
+  {
+    name: 'keep-running',
+    env: 'DEMO_KEEP_RUNNING',
+    type: 'bool',
+    default: false,
+    help: 'leave the stack up after the phases until Ctrl-C',
+  },
+  {
+    name: 'simulate',
+    env: 'DEMO_SIMULATE',
+    type: 'bool',
+    default: false,
+    help: 'fake cgroupfs mode (no root or no cgroup v1 cpu controller needed)',
+  },
+  {
+    name: 'neighbour',
+    env: 'DEMO_NEIGHBOUR',
+    type: 'bool',
+    default: true,
+    help: 'phase 3: a neighbour pod loads the node (share-pool protection)',
+  },
+  {
+    name: 'rate',
+    env: 'DEMO_RATE',
+    type: 'string',
+    default: '25',
+    help: 'service requests per second (Poisson)',
+  },
+  { name: 'work-ms', env: 'DEMO_WORK_MS', type: 'string', default: '12', help: 'CPU time per request, ms' },
+  {
+    name: 'cpu-limit',
+    env: 'DEMO_CPU_LIMIT',
+    type: 'string',
+    default: '500m',
+    help: 'CPU limit of the service pod',
+  },
+  {
+    name: 'out-dir',
+    env: 'DEMO_OUT_DIR',
+    type: 'string',
+    default: '.',
+    help: 'where demo-results.json and demo-results.png go',
+  },
+  {
+    name: 'work-dir',
+    env: 'DEMO_WORK_DIR',
+    type: 'string',
+    default: '',
+    help: 'kubeconfig, credentials, logs (default a new temp dir)',
+  },
+  {
+    name: 'cgroup-root',
+    env: 'DEMO_CGROUP_ROOT',
+    type: 'string',
+    default: '/sys/fs/cgroup',
+    help: 'cgroup v1 mount root',
+  },
+  {
+    name: 'parent-base',
+    env: 'DEMO_PARENT_BASE',
+    type: 'string',
+    default: 'cpuburst-demo',
+    help: 'demo cgroup parent is <base>-<pid>',
+  },
+  {
+    name: 'kubectl',
+    env: 'DEMO_KUBECTL',
+    type: 'string',
+    default: '',
+    help: 'kubectl binary (default .tools/kubectl when present, else the API)',
+  },
+  {
+    name: 'node-name',
+    env: 'DEMO_NODE_NAME',
+    type: 'string',
+    default: 'demo-node',
+    help: 'name of the demo node',
+  },
+];

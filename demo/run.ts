@@ -1,0 +1,498 @@
+// `cpuburst demo`: brings up devcluster, broker, operator and one agent (each its own process, real
+// credentials, loopback ports), runs pods with the in-process mini-kubelet on real cgroups, measures
+// the service without and with a CpuBurstStrategy (and with a loaded node), prints the before/after
+// table, writes demo-results.json and a PNG chart, restores, and leaves nothing behind.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createLogger } from '../common/log.js';
+import { type MiniKubelet, startMiniKubelet } from '../devcluster/kubelet/kubelet.js';
+import { containerQuotaUs, parseCpuMilli } from '../devcluster/kubelet/resources.js';
+import { writeCredentials } from './credentials.js';
+import { CBS, demoKube } from './kube.js';
+import {
+  DEMO_NAMESPACE,
+  DISABLE_ANNOTATION,
+  ENABLE_ANNOTATION,
+  NEIGHBOUR_POD,
+  neighbourPod,
+  SERVICE_POD,
+  STRATEGY_NAME,
+  servicePod,
+  strategy,
+} from './manifests.js';
+import { type CgroupSnapshot, phaseResult, readLatencyLines, snapshot } from './measure.js';
+import { type Observer, observeNode } from './observer.js';
+import { gatherFacts, preflightProblem } from './preflight.js';
+import { createProgress } from './progress.js';
+import { renderChartPng } from './results/chart.js';
+import { formatTable } from './results/table.js';
+import type { DemoResults, PhaseResult } from './results/types.js';
+import {
+  type Component,
+  ComponentError,
+  nodeScriptArgv,
+  REPO_ROOT,
+  startComponent,
+  waitFor,
+  waitForJsonFile,
+} from './stack.js';
+
+export interface DemoOptions {
+  duration: number;
+  warmup: number;
+  json: boolean;
+  keepRunning: boolean;
+  simulate: boolean;
+  neighbour: boolean;
+  rate: number;
+  workMs: number;
+  cpuLimit: string;
+  outDir: string;
+  workDir: string;
+  cgroupRoot: string;
+  parentBase: string;
+  kubectl: string;
+  nodeName: string;
+}
+
+const CPU_BURST_PERCENT = 100;
+const CFS_QUOTA_BURST_PERCENT = 300;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function findKubectl(flag: string): string | null {
+  if (flag) return flag;
+  const local = path.join(REPO_ROOT, '.tools', 'kubectl');
+  return fs.existsSync(local) ? local : null;
+}
+
+export async function runDemo(o: DemoOptions): Promise<number> {
+  const out = (s: string) => process.stdout.write(s);
+  const say = (s: string) => {
+    if (!o.json) process.stderr.write(`${s}\n`);
+  };
+  if (o.simulate) {
+    process.stderr.write(
+      'cpuburst demo: --simulate (fake cgroupfs mode) is not available in this build; it needs a real cgroup v1 cpu controller and root\n',
+    );
+    return 2;
+  }
+  const problem = preflightProblem(gatherFacts(o.cgroupRoot), o.cgroupRoot);
+  if (problem) {
+    process.stderr.write(`${problem}\n`);
+    return 1;
+  }
+
+  const work = o.workDir || fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-demo-'));
+  const logDir = path.join(work, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const progress = createProgress(!o.json);
+  const log = createLogger({ component: 'demo', silent: true });
+  const components: Component[] = [];
+  let kubelet: MiniKubelet | undefined;
+  let observer: Observer | undefined;
+  const pipeline: Record<string, unknown> = { workDir: work };
+  let cleaned = false;
+
+  const cleanup = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    await observer?.close().catch(() => {});
+    // The agent goes first while the cgroups still exist, so its exit-time restore has its targets;
+    // then the kubelet kills the pods and removes every cgroup; the API goes last.
+    const stop = (name: string) =>
+      components
+        .find((x) => x.name === name)
+        ?.stop()
+        .catch(() => {});
+    await stop('agent');
+    await stop('operator');
+    if (kubelet) {
+      await kubelet.stop().catch(() => {});
+      const parent = kubelet.cgroups.parent;
+      pipeline.cgroupsLeftAfterExit = ['cpu', 'cpuacct']
+        .map((ctl) => path.join(o.cgroupRoot, ctl, parent))
+        .filter((d) => fs.existsSync(d));
+    }
+    await stop('broker');
+    await stop('devcluster');
+  };
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = true;
+    process.stderr.write(`\ncpuburst demo: ${sig}: stopping the stack and removing every cgroup…\n`);
+    void cleanup().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    // 1. The API emulator.
+    const kubeconfigFile = path.join(work, 'kubeconfig');
+    const devPorts = path.join(work, 'devcluster.ports.json');
+    say(`▶ starting devcluster (work dir ${work})`);
+    const dev = startComponent(
+      'devcluster',
+      ['devcluster', '--port', '0', '--kubeconfig', kubeconfigFile, '--ports-file', devPorts],
+      logDir,
+    );
+    components.push(dev);
+    pipeline.devcluster = await waitForJsonFile(dev, devPorts, 'starting devcluster');
+    await waitFor('waiting for the devcluster kubeconfig', () => fs.existsSync(kubeconfigFile), {
+      components: [dev],
+    });
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigFile);
+    const kubectl = findKubectl(o.kubectl);
+    const kube = demoKube({
+      kc,
+      kubeconfigFile,
+      kubectl,
+      manifestDir: work,
+      onCommand: (c) => say(`  $ ${c}`),
+    });
+
+    // 2. The broker with real credentials.
+    const creds = writeCredentials(path.join(work, 'credentials'));
+    const brokerPortsFile = path.join(work, 'broker.ports.json');
+    say('▶ starting broker');
+    const broker = startComponent(
+      'broker',
+      [
+        'broker',
+        '--host',
+        '127.0.0.1',
+        '--mqtt-port',
+        '0',
+        '--http-port',
+        '0',
+        '--ws-port',
+        '-1',
+        '--tls-port',
+        '-1',
+        '--users-file',
+        creds.usersFile,
+        '--agent-key-file',
+        creds.agentKeyFile,
+        '--acl',
+        creds.aclFile,
+        '--data-dir',
+        path.join(work, 'broker-data'),
+        '--ports-file',
+        brokerPortsFile,
+      ],
+      logDir,
+    );
+    components.push(broker);
+    const brokerPorts = await waitForJsonFile<{ mqttPort: number; httpPort: number }>(
+      broker,
+      brokerPortsFile,
+      'starting the broker',
+    );
+    const mqttUrl = `mqtt://127.0.0.1:${brokerPorts.mqttPort}`;
+    pipeline.broker = brokerPorts;
+
+    // 3. The CRD.
+    say('▶ installing the CpuBurstStrategy CRD');
+    const crd = (await import('yaml')).parse(
+      fs.readFileSync(path.join(REPO_ROOT, 'crds', 'cpuburststrategies.cpuburst.io.yaml'), 'utf8'),
+    );
+    await kube.apply('crd', crd);
+    await waitFor(
+      'waiting for the CRD to be served',
+      () => kube.crdEstablished(`${CBS.plural}.${CBS.group}`),
+      {
+        components: [dev],
+      },
+    );
+    await kube.ensureNamespace(DEMO_NAMESPACE);
+
+    // 4. The node: mini-kubelet in-process on real cgroups.
+    say(`▶ starting the mini-kubelet for node ${o.nodeName}`);
+    kubelet = await startMiniKubelet({
+      kubeconfig: kc,
+      node: o.nodeName,
+      cgroupRoot: o.cgroupRoot,
+      parentBase: o.parentBase,
+      logDir: path.join(logDir, 'containers'),
+      log: createLogger({ component: 'kubelet', node: o.nodeName, silent: true }),
+    });
+    await kubelet.ready;
+    pipeline.cgroupParent = kubelet.cgroups.parent;
+
+    // 5. Operator and agent.
+    say('▶ starting operator and agent');
+    const operator = startComponent(
+      'operator',
+      [
+        'operator',
+        '--kubeconfig',
+        kubeconfigFile,
+        '--mqtt-url',
+        mqttUrl,
+        '--mqtt-password-file',
+        creds.operatorPasswordFile,
+        '--config-map-namespace',
+        DEMO_NAMESPACE,
+        '--leader-elect=false',
+        '--probe-port',
+        '0',
+        '--metrics-port',
+        '0',
+      ],
+      logDir,
+    );
+    components.push(operator);
+    const agent = startComponent(
+      'agent',
+      [
+        'agent',
+        '--node-name',
+        o.nodeName,
+        '--cgroup-root',
+        o.cgroupRoot,
+        '--kubepods-dir',
+        kubelet.cgroups.kubepodsRel,
+        '--state-dir',
+        path.join(work, 'agent-state'),
+        '--mqtt-url',
+        mqttUrl,
+        '--mqtt-agent-key-file',
+        creds.agentKeyFile,
+        '--interval',
+        '1000',
+        '--metrics-port',
+        '0',
+      ],
+      logDir,
+    );
+    components.push(agent);
+    const all = () => components.filter((c) => c.name !== 'kubelet');
+    observer = await waitFor(
+      'connecting to the broker as an observer',
+      () => observeNode(mqttUrl, creds.operatorPassword, o.nodeName),
+      {
+        components: all(),
+      },
+    );
+
+    // 6. The service pod.
+    const latencyFile = path.join(work, 'latency.jsonl');
+    const limitMilli = parseCpuMilli(o.cpuLimit);
+    say(
+      `▶ creating pod ${DEMO_NAMESPACE}/${SERVICE_POD} (CPU limit ${o.cpuLimit}, ${o.rate} req/s × ${o.workMs} ms CPU)`,
+    );
+    await kube.createPod(
+      servicePod({
+        node: o.nodeName,
+        cpuLimit: o.cpuLimit,
+        argv: nodeScriptArgv('workload/main', [
+          '--rate',
+          String(o.rate),
+          '--work-ms',
+          String(o.workMs),
+          '--out',
+          latencyFile,
+        ]),
+        cwd: REPO_ROOT,
+      }),
+    );
+    const pod = await waitFor(
+      'waiting for the service pod to run',
+      async () => {
+        const p = await kube.getPod(DEMO_NAMESPACE, SERVICE_POD);
+        return p?.status?.phase === 'Running' && p.status.containerStatuses?.[0]?.containerID ? p : null;
+      },
+      { components: all() },
+    );
+    const uid = pod.metadata!.uid!;
+    const info = kubelet.pods().find((p) => p.uid === uid)!;
+    const containerRel = info.containers[0]!.cgroup;
+    const baseQuota = containerQuotaUs(limitMilli);
+    const plannedBurst = Math.min(Math.floor((limitMilli * 100 * CPU_BURST_PERCENT) / 100), baseQuota);
+    pipeline.pod = { uid, qosClass: pod.status?.qosClass, cgroup: containerRel, baseQuotaUs: baseQuota };
+    await waitFor('waiting for the first latency report', () => readLatencyLines(latencyFile).length > 0, {
+      components: all(),
+    });
+
+    const phases: PhaseResult[] = [];
+    const measurePhase = async (name: string, description: string) => {
+      const bar = progress.phase(`${name}: warm-up`, o.warmup);
+      for (let s = 0; s < o.warmup; s++) {
+        bar.tick(s);
+        await sleep(1000);
+      }
+      bar.done();
+      const m = progress.phase(`${name}: measuring`, o.duration);
+      const a: CgroupSnapshot = snapshot(o.cgroupRoot, containerRel);
+      const end = a.atMs + o.duration * 1000;
+      while (Date.now() < end) {
+        m.tick((Date.now() - a.atMs) / 1000);
+        await sleep(Math.min(500, end - Date.now()));
+      }
+      await sleep(1100); // the workload flushes its latency lines once a second
+      const b = snapshot(o.cgroupRoot, containerRel, end);
+      m.done();
+      const r = phaseResult(name, description, a, b, readLatencyLines(latencyFile));
+      phases.push(r);
+      say(
+        `  ${name}: p99 ${r.latencyMs.p99} ms, throttled ${(r.throttling.throttledRatio * 100).toFixed(1)}% of periods, quota ${r.cgroup.quotaUs} µs, burst ${r.cgroup.burstUs} µs`,
+      );
+      return r;
+    };
+
+    // Phase 1: no strategy.
+    await measurePhase('1 no burst', 'no CpuBurstStrategy: the kubelet quota only');
+
+    // Phase 2: a CpuBurstStrategy (policy auto) + the pod annotation.
+    say('▶ phase 2: applying a CpuBurstStrategy (policy auto) and annotating the pod');
+    await kube.apply(
+      'strategy',
+      strategy({ cpuBurstPercent: CPU_BURST_PERCENT, cfsQuotaBurstPercent: CFS_QUOTA_BURST_PERCENT }),
+    );
+    await kube.annotatePod(DEMO_NAMESPACE, SERVICE_POD, ENABLE_ANNOTATION);
+    const ready = await waitFor(
+      'waiting for the CpuBurstStrategy to become Ready',
+      async () => {
+        const s = await kube.getStrategy(STRATEGY_NAME);
+        const c = (s?.status?.conditions ?? []).find((x: any) => x.type === 'Ready');
+        return c?.status === 'True' ? s : null;
+      },
+      { components: all() },
+    );
+    pipeline.strategy = { ready: true, status: ready.status };
+    const ack = await waitFor(
+      'waiting for the agent to ack a decision for the pod',
+      () => {
+        const d = observer!.decisions;
+        if (!d?.pods.some((p) => p.uid === uid)) return null;
+        return observer!.acks.find((a) => a.version >= d.version && a.result === 'Applied') ?? null;
+      },
+      { components: all() },
+    );
+    const decision = observer.decisions!.pods.find((p) => p.uid === uid)!;
+    const applied = await waitFor(
+      'waiting for the planned burst in the container cgroup',
+      () => {
+        const s = snapshot(o.cgroupRoot, containerRel);
+        return s.burstUs === plannedBurst ? s : null;
+      },
+      { components: all(), timeoutMs: 30000 },
+    );
+    pipeline.decision = { version: observer.decisions!.version, pod: decision };
+    pipeline.ack = ack;
+    pipeline.applied = {
+      plannedBurstUs: plannedBurst,
+      burstUs: applied.burstUs,
+      quotaUs: applied.quotaUs,
+      quotaCeilingUs: Math.floor((baseQuota * CFS_QUOTA_BURST_PERCENT) / 100),
+      asPlanned: applied.burstUs === plannedBurst && applied.quotaUs >= baseQuota,
+    };
+    await measurePhase('2 burst (auto)', 'CpuBurstStrategy policy auto: kernel burst + dynamic quota');
+
+    // Phase 3: a neighbour loads the node; share-pool protection scales the quota back.
+    if (o.neighbour) {
+      const loops = Math.max(1, Math.round(os.cpus().length * 0.6));
+      say(`▶ phase 3: neighbour pod with ${loops} busy loop(s) loads the node`);
+      await kube.createPod(neighbourPod(o.nodeName, loops));
+      await waitFor(
+        'waiting for the neighbour pod to run',
+        async () => (await kube.getPod(DEMO_NAMESPACE, NEIGHBOUR_POD))?.status?.phase === 'Running',
+        { components: all() },
+      );
+      const r = await measurePhase('3 busy node', 'same strategy, neighbour pod loading the node');
+      pipeline.nodeStateUnderLoad = observer.status?.nodeState ?? null;
+      pipeline.quotaUnderLoadUs = r.cgroup.quotaUs;
+      await kube.deletePod(DEMO_NAMESPACE, NEIGHBOUR_POD);
+    }
+
+    // Restore: delete the strategy and the annotation; the agent puts the kubelet's values back.
+    say('▶ restoring: deleting the strategy and the annotation');
+    await kube.annotatePod(DEMO_NAMESPACE, SERVICE_POD, DISABLE_ANNOTATION);
+    await kube.deleteStrategy(STRATEGY_NAME);
+    const restored = await waitFor(
+      'waiting for the agent to restore the kubelet quota',
+      () => {
+        const s = snapshot(o.cgroupRoot, containerRel);
+        return s.quotaUs === baseQuota && s.burstUs === 0 ? s : null;
+      },
+      { components: all(), timeoutMs: 30000 },
+    ).catch((err: Error) => {
+      pipeline.restoreError = err.message;
+      return null;
+    });
+    pipeline.restoredBeforeExit = restored !== null;
+
+    const results: DemoResults = {
+      startedAt: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, kernel: os.release(), mode: 'real' },
+      workload: { ratePerSecond: o.rate, workMs: o.workMs, cpuLimit: o.cpuLimit },
+      phases,
+      pipeline,
+    };
+    pipeline.kubectlCommands = kube.commands;
+    pipeline.changesVia = kube.via;
+
+    if (o.keepRunning) {
+      printKeepRunning(o, { kubeconfigFile, mqttUrl, brokerPorts, creds, work, logDir });
+      await new Promise<void>((resolve) => {
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+    }
+
+    await cleanup();
+    fs.mkdirSync(o.outDir, { recursive: true });
+    const jsonFile = path.join(o.outDir, 'demo-results.json');
+    fs.writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
+    const { png } = await renderChartPng(results);
+    const pngFile = path.join(o.outDir, 'demo-results.png');
+    fs.writeFileSync(pngFile, png);
+    if (o.json) out(`${JSON.stringify(results)}\n`);
+    else {
+      out(`\n${formatTable(results)}\n`);
+      out(`Results: ${jsonFile}\nChart:   ${pngFile}\nLogs:    ${logDir}\n`);
+    }
+    log.info('Demo finished');
+    return 0;
+  } catch (err) {
+    if (interrupted) return 130;
+    process.stderr.write(
+      `${err instanceof ComponentError ? err.message : `cpuburst demo: ${(err as Error).stack}`}\n`,
+    );
+    process.stderr.write(`(component logs: ${logDir})\n`);
+    await cleanup();
+    return 1;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+function printKeepRunning(
+  o: DemoOptions,
+  x: {
+    kubeconfigFile: string;
+    mqttUrl: string;
+    brokerPorts: { mqttPort: number; httpPort: number };
+    creds: { operatorPasswordFile: string; iot: Record<string, string> };
+    work: string;
+    logDir: string;
+  },
+): void {
+  const lines = [
+    '',
+    'The stack is still running (Ctrl-C stops it and removes every cgroup):',
+    `  kubeconfig:   export KUBECONFIG=${x.kubeconfigFile}`,
+    `                ${path.join(REPO_ROOT, '.tools', 'kubectl')} get cbs,pods -A`,
+    `  broker:       ${x.mqttUrl}   HTTP API + /metrics: http://127.0.0.1:${x.brokerPorts.httpPort}/metrics`,
+    `  decisions:    mosquitto_sub -h 127.0.0.1 -p ${x.brokerPorts.mqttPort} -u operator -P "$(cat ${x.creds.operatorPasswordFile})" -t 'cpuburst/v1/nodes/${o.nodeName}/#' -v`,
+    `  IoT user:     mosquitto_sub -h 127.0.0.1 -p ${x.brokerPorts.mqttPort} -u viewer -P '${x.creds.iot.viewer}' -t 'devices/#' -v`,
+    `  logs:         ${x.logDir}  (operator/agent metrics ports are in their logs)`,
+    '',
+  ];
+  process.stderr.write(lines.join('\n'));
+}
