@@ -1,0 +1,156 @@
+// The operator's MQTT adapter: publishes per-node decision documents (retained, QoS 1, as identity
+// `operator`), learns the retained documents (to continue versions after a leader change), and
+// consumes agent acks/status/capabilities/presence, validated with the protocol codecs.
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from '../common/log.js';
+import {
+  type AckMessage,
+  type Capabilities,
+  type DecisionDocument,
+  decode,
+  encode,
+  identities,
+  type Presence,
+  parseNodeTopic,
+  type StatusReport,
+  topics,
+} from '../protocol/index.js';
+
+export type AgentMessage =
+  | { kind: 'ack'; node: string; value: AckMessage }
+  | { kind: 'status'; node: string; value: StatusReport }
+  | { kind: 'capabilities'; node: string; value: Capabilities }
+  | { kind: 'presence'; node: string; value: Presence };
+
+export interface BusOptions {
+  url: string;
+  username?: string;
+  password?: string;
+  caFile?: string;
+  clientId: string;
+  log: Logger;
+  onAgentMessage: (m: AgentMessage) => void;
+  /** A retained decision document seen on the broker (ours or a previous leader's). */
+  onRetainedDecision: (node: string, doc: DecisionDocument | null) => void;
+  onInvalid?: (kind: string, node: string, error: string) => void;
+  onConnectionChange?: (connected: boolean) => void;
+}
+
+export class DecisionBus {
+  private client: MqttClient | undefined;
+  /** Resolves once the retained decisions have been delivered after the first subscribe (best effort). */
+  retainedSettled: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: BusOptions) {}
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  async connect(): Promise<void> {
+    const opts: IClientOptions = {
+      clientId: this.o.clientId,
+      username: this.o.username ?? identities.operator,
+      password: this.o.password,
+      protocolVersion: 5,
+      clean: true,
+      reconnectPeriod: 500,
+      connectTimeout: 10_000,
+      keepalive: 15,
+      resubscribe: true,
+    };
+    if (this.o.caFile) opts.ca = readFileSync(this.o.caFile);
+    const client = mqtt.connect(this.o.url, opts);
+    this.client = client;
+    client.on('connect', () => {
+      this.o.log.info('Connected to the MQTT broker', { url: this.o.url });
+      this.o.onConnectionChange?.(true);
+    });
+    client.on('close', () => this.o.onConnectionChange?.(false));
+    client.on('error', (err) => this.o.log.warn('MQTT client error', { error: err.message }));
+    client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (err: Error) => {
+        // Authentication failures are final; anything else mqtt.js retries.
+        if (
+          (err as any).code === 4 ||
+          (err as any).code === 5 ||
+          (err as any).code === 134 ||
+          (err as any).code === 135
+        ) {
+          client.removeListener('connect', onOk);
+          reject(err);
+        }
+      };
+      const onOk = () => {
+        client.removeListener('error', onErr);
+        resolve();
+      };
+      client.once('connect', onOk);
+      client.on('error', onErr);
+    });
+    let settle!: () => void;
+    this.retainedSettled = new Promise<void>((r) => {
+      settle = r;
+    });
+    await client.subscribeAsync({
+      [topics.allDecisionsFilter]: { qos: 1 },
+      [topics.allAgentsFilter]: { qos: 1 },
+    });
+    // Retained messages follow the SUBACK immediately; give them a moment to arrive.
+    let quietTimer = setTimeout(settle, 300);
+    this.onRetainedArrive = () => {
+      clearTimeout(quietTimer);
+      quietTimer = setTimeout(settle, 150);
+    };
+    setTimeout(settle, 2000).unref();
+  }
+
+  private onRetainedArrive: () => void = () => {};
+
+  private onMessage(topic: string, payload: Buffer, retain: boolean): void {
+    const t = parseNodeTopic(topic);
+    if (!t) return;
+    if (t.kind === 'decisions') {
+      if (retain) this.onRetainedArrive();
+      if (payload.length === 0) {
+        this.o.onRetainedDecision(t.node, null);
+        return;
+      }
+      const d = decode.decisions(payload);
+      if (!d.ok) {
+        this.o.onInvalid?.('decisions', t.node, d.error);
+        return;
+      }
+      this.o.onRetainedDecision(t.node, d.value);
+      return;
+    }
+    const d = decode[t.kind](payload);
+    if (!d.ok) {
+      this.o.log.warn('Dropped an invalid agent message', { node: t.node, kind: t.kind, error: d.error });
+      this.o.onInvalid?.(t.kind, t.node, d.error);
+      return;
+    }
+    if ((d.value as { node: string }).node !== t.node) {
+      const error = `payload names node ${(d.value as { node: string }).node}, topic ${t.node}`;
+      this.o.log.warn('Dropped an invalid agent message', { node: t.node, kind: t.kind, error });
+      this.o.onInvalid?.(t.kind, t.node, error);
+      return;
+    }
+    this.o.onAgentMessage({ kind: t.kind, node: t.node, value: d.value } as AgentMessage);
+  }
+
+  /** Publishes retained at QoS 1; resolves when the broker acknowledged (PUBACK). */
+  async publish(doc: DecisionDocument): Promise<void> {
+    if (!this.client) throw new Error('not connected');
+    if (!this.client.connected) throw new Error('MQTT broker not connected');
+    await this.client.publishAsync(topics.decisions(doc.node), encode(doc), { qos: 1, retain: true });
+  }
+
+  async close(): Promise<void> {
+    const c = this.client;
+    this.client = undefined;
+    if (c) await c.endAsync(false).catch(() => c.end(true));
+  }
+}
