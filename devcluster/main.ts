@@ -1,5 +1,115 @@
-// Placeholder until the devcluster component lands; replaced by its own implementation.
-export async function main(_argv: string[]): Promise<number> {
-  process.stderr.write('cpuburst: the devcluster command is not built yet\n');
-  return 2;
+// `cpuburst devcluster`: runs the Kubernetes API emulator until SIGTERM/SIGINT.
+import { writeFileSync } from 'node:fs';
+import { type FlagSpec, formatHelp, parseFlags } from '../common/flags.js';
+import { createLogger } from '../common/log.js';
+import { startDevCluster } from './index.js';
+
+const FLAGS: FlagSpec[] = [
+  {
+    name: 'port',
+    env: 'DEVCLUSTER_PORT',
+    type: 'int',
+    default: 6443,
+    help: 'port to listen on (0 = random)',
+  },
+  {
+    name: 'host',
+    env: 'DEVCLUSTER_HOST',
+    type: 'string',
+    default: '127.0.0.1',
+    help: 'address to listen on',
+  },
+  {
+    name: 'kubeconfig',
+    env: 'DEVCLUSTER_KUBECONFIG',
+    type: 'string',
+    help: 'write a kubeconfig for this server to FILE',
+  },
+  {
+    name: 'token',
+    env: 'DEVCLUSTER_TOKEN',
+    type: 'string',
+    help: 'require this bearer token (default: no auth)',
+  },
+  {
+    name: 'tls',
+    env: 'DEVCLUSTER_TLS',
+    type: 'bool',
+    default: false,
+    help: 'serve HTTPS with a throwaway self-signed certificate',
+  },
+  {
+    name: 'snapshot',
+    env: 'DEVCLUSTER_SNAPSHOT',
+    type: 'string',
+    help: 'load objects from FILE at start and save them there',
+  },
+  {
+    name: 'watch-window',
+    env: 'DEVCLUSTER_WATCH_WINDOW',
+    type: 'int',
+    default: 1000,
+    help: 'events kept for watches from a resourceVersion (older → 410 Gone)',
+  },
+  {
+    name: 'bookmark-interval',
+    env: 'DEVCLUSTER_BOOKMARK_INTERVAL',
+    type: 'int',
+    default: 10,
+    help: 'seconds between watch bookmarks (when a watch allows them)',
+  },
+  {
+    name: 'ports-file',
+    env: 'DEVCLUSTER_PORTS_FILE',
+    type: 'string',
+    help: 'write {"url","port"} JSON here once listening',
+  },
+  {
+    name: 'log-level',
+    env: 'LOG_LEVEL',
+    type: 'string',
+    default: 'info',
+    help: 'winston log level (debug logs every request)',
+  },
+];
+
+export async function main(argv: string[]): Promise<number | undefined> {
+  const { values, help } = parseFlags(FLAGS, argv);
+  if (help) {
+    process.stdout.write(
+      formatHelp('cpuburst devcluster [flags]', 'Kubernetes API emulator for local runs and tests.', FLAGS),
+    );
+    return 0;
+  }
+  const log = createLogger({ component: 'devcluster', level: values.logLevel as string });
+  const dc = await startDevCluster({
+    port: values.port as number,
+    host: values.host as string,
+    token: values.token as string | undefined,
+    tls: values.tls as boolean,
+    kubeconfigPath: values.kubeconfig as string | undefined,
+    snapshotPath: values.snapshot as string | undefined,
+    watchWindow: values.watchWindow as number,
+    bookmarkIntervalMs: (values.bookmarkInterval as number) * 1000,
+    onRequest: (method, path, code) => log.debug('Served request', { method, path, code }),
+  });
+  if (values.portsFile)
+    writeFileSync(values.portsFile as string, JSON.stringify({ url: dc.url, port: dc.port }));
+  log.info('API server listening', {
+    msg: 'API server listening',
+    url: dc.url,
+    port: dc.port,
+    kubeconfig: dc.kubeconfigPath,
+  });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info('Shutting down', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await dc.close();
+  log.info('API server stopped');
+  return 0;
 }

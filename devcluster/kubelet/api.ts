@@ -31,6 +31,20 @@ export interface KubeletApi {
 export function loadKubeConfig(file: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(file);
+  return allowPlainHttp(kc);
+}
+
+/** client-node 1.4.0 refuses http:// servers unless skipTLSVerify is set; a local emulator is plain HTTP. */
+export function allowPlainHttp(kc: KubeConfig): KubeConfig {
+  const clusters = kc.clusters.map((c) =>
+    c.server.startsWith('http://') ? { ...c, skipTLSVerify: true } : c,
+  );
+  kc.loadFromOptions({
+    clusters,
+    users: kc.users,
+    contexts: kc.contexts,
+    currentContext: kc.getCurrentContext(),
+  });
   return kc;
 }
 

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { KubeConfig, V1Container, V1ContainerStatus, V1Pod, V1PodStatus } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../../common/log.js';
-import { type KubeletApi, kubeletApi, loadKubeConfig, type WatchEvent } from './api.js';
+import { allowPlainHttp, type KubeletApi, kubeletApi, loadKubeConfig, type WatchEvent } from './api.js';
 import { CgroupFs, cleanStaleTrees } from './cgroupfs.js';
 import {
   containerQuotaUs,
@@ -92,7 +92,11 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
   const log = opts.log ?? createLogger({ component: 'kubelet', node });
   const api =
     opts.api ??
-    kubeletApi(typeof opts.kubeconfig === 'string' ? loadKubeConfig(opts.kubeconfig) : opts.kubeconfig!);
+    kubeletApi(
+      typeof opts.kubeconfig === 'string'
+        ? loadKubeConfig(opts.kubeconfig)
+        : allowPlainHttp(opts.kubeconfig!),
+    );
   const root = opts.cgroupRoot ?? '/sys/fs/cgroup';
   const base = opts.parentBase ?? 'cpuburst-demo';
   const fake = opts.fake ?? false;

@@ -1,0 +1,198 @@
+// startDevCluster(): the programmatic entry point tests and the demo use.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { errors } from './errors.js';
+import { Faults } from './faults.js';
+import { kubeconfigYaml } from './kubeconfig.js';
+import { Registry, type ResourceType } from './resources.js';
+import { createHandler } from './server.js';
+import { type Obj, Store, type WriteOptions } from './store.js';
+import { selfSignedCert } from './tls.js';
+import { admitCustomResource } from './validation.js';
+
+export { ApiError } from './errors.js';
+export { Faults } from './faults.js';
+export type { Obj } from './store.js';
+
+export interface DevClusterOptions {
+  port?: number; // 0 (default) = random
+  host?: string; // 127.0.0.1
+  token?: string;
+  tls?: boolean;
+  /** write a kubeconfig for this server here. */
+  kubeconfigPath?: string;
+  /** load from this file at start (if it exists) and save to it on writes (debounced) and on close. */
+  snapshotPath?: string;
+  /** events retained for watches from a resourceVersion (older → 410 Gone). Default 1000. */
+  watchWindow?: number;
+  bookmarkIntervalMs?: number;
+  /** a watch whose unsent output exceeds this is closed, like the real server drops slow watchers. */
+  maxWatchBufferedBytes?: number;
+  now?: () => Date;
+  onRequest?: (method: string, path: string, code: number) => void;
+}
+
+/** Direct access to objects for tests: writes still bump resourceVersion and notify watchers. */
+export class DevStore {
+  constructor(
+    readonly store: Store,
+    readonly registry: Registry,
+  ) {}
+
+  private typeOf(apiVersion: string, kind: string): ResourceType {
+    const t = this.registry.byKind(apiVersion, kind);
+    if (!t) throw errors.notFound(kind, '', `${apiVersion}/${kind}`);
+    return t;
+  }
+
+  get resourceVersion(): number {
+    return this.store.rv;
+  }
+
+  get(apiVersion: string, kind: string, name: string, namespace?: string): Obj | undefined {
+    const o = this.store.tryGet(this.typeOf(apiVersion, kind), namespace, name);
+    return o ? structuredClone(o) : undefined;
+  }
+
+  list(apiVersion: string, kind: string, namespace?: string): Obj[] {
+    return this.store.list(this.typeOf(apiVersion, kind), namespace).map((o) => structuredClone(o));
+  }
+
+  create(obj: Obj, opts?: WriteOptions): Obj {
+    const t = this.typeOf(obj.apiVersion, obj.kind);
+    return structuredClone(this.store.create(t, obj.metadata?.namespace, obj, opts));
+  }
+
+  /** PUT semantics; a stale metadata.resourceVersion → 409. Pass subresource 'status' to write status. */
+  update(obj: Obj, opts?: WriteOptions): Obj {
+    const t = this.typeOf(obj.apiVersion, obj.kind);
+    return structuredClone(this.store.update(t, obj.metadata?.namespace, obj.metadata?.name, obj, opts));
+  }
+
+  /** Create, or update the live object (no resourceVersion check). */
+  apply(obj: Obj): Obj {
+    const t = this.typeOf(obj.apiVersion, obj.kind);
+    const live = this.store.tryGet(t, obj.metadata?.namespace, obj.metadata?.name);
+    if (!live) return this.create(obj);
+    const next = {
+      ...structuredClone(obj),
+      metadata: { ...obj.metadata, resourceVersion: live.metadata.resourceVersion },
+    };
+    const out = this.store.update(t, obj.metadata?.namespace, obj.metadata.name, next);
+    if (obj.status !== undefined && t.status)
+      return structuredClone(
+        this.store.update(
+          t,
+          obj.metadata?.namespace,
+          obj.metadata.name,
+          { ...structuredClone(out), status: obj.status },
+          { subresource: 'status' },
+        ),
+      );
+    return structuredClone(out);
+  }
+
+  delete(apiVersion: string, kind: string, name: string, namespace?: string): Obj {
+    return structuredClone(this.store.delete(this.typeOf(apiVersion, kind), namespace, name));
+  }
+
+  /** Drops the retained watch history so every watch from an older resourceVersion gets 410. */
+  compact(keep = 0): void {
+    this.store.compact(keep);
+  }
+}
+
+export interface DevCluster {
+  url: string;
+  port: number;
+  kubeconfigPath?: string;
+  /** kubeconfig YAML for this server (loadFromString / write to a file for kubectl). */
+  kubeConfig(): string;
+  store: DevStore;
+  faults: Faults;
+  caPem?: string;
+  close(): Promise<void>;
+}
+
+export async function startDevCluster(opts: DevClusterOptions = {}): Promise<DevCluster> {
+  const host = opts.host ?? '127.0.0.1';
+  const now = opts.now ?? (() => new Date());
+  const registry = new Registry();
+  const store = new Store(registry, {
+    watchWindow: opts.watchWindow,
+    now,
+    admit: (t, obj, old) => admitCustomResource(t, obj, old).causes,
+  });
+  if (opts.snapshotPath && existsSync(opts.snapshotPath))
+    store.load(JSON.parse(readFileSync(opts.snapshotPath, 'utf8')));
+  const faults = new Faults();
+  let url = '';
+  const handler = createHandler({
+    store,
+    registry,
+    faults,
+    token: opts.token,
+    now,
+    bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 10_000,
+    maxWatchBufferedBytes: opts.maxWatchBufferedBytes ?? 64 * 1024 * 1024,
+    serverAddress: () => new URL(url).host,
+    onRequest: opts.onRequest,
+  });
+  let caPem: string | undefined;
+  let server: http.Server | https.Server;
+  if (opts.tls) {
+    const { key, cert } = selfSignedCert(host);
+    caPem = cert;
+    server = https.createServer({ key, cert }, handler);
+  } else server = http.createServer(handler);
+  server.keepAliveTimeout = 60_000;
+  server.requestTimeout = 0; // watches are long-lived
+  server.headersTimeout = 60_000;
+
+  let snapshotTimer: NodeJS.Timeout | undefined;
+  const saveSnapshot = () => {
+    if (!opts.snapshotPath) return;
+    const tmp = `${opts.snapshotPath}.tmp`;
+    writeFileSync(tmp, JSON.stringify(store.dump()));
+    renameSync(tmp, opts.snapshotPath);
+  };
+  if (opts.snapshotPath)
+    store.onWrite = () => {
+      snapshotTimer ??= setTimeout(() => {
+        snapshotTimer = undefined;
+        saveSnapshot();
+      }, 200);
+    };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const kubeConfig = () => kubeconfigYaml({ server: url, token: opts.token, caPem });
+  if (opts.kubeconfigPath) writeFileSync(opts.kubeconfigPath, kubeConfig(), { mode: 0o600 });
+
+  return {
+    url,
+    port,
+    kubeconfigPath: opts.kubeconfigPath,
+    kubeConfig,
+    store: new DevStore(store, registry),
+    faults,
+    caPem,
+    close: async () => {
+      faults.closeWatches();
+      if (snapshotTimer) clearTimeout(snapshotTimer);
+      snapshotTimer = undefined;
+      saveSnapshot();
+      store.onWrite = undefined;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

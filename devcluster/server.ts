@@ -1,0 +1,461 @@
+// HTTP routing for the emulated API: discovery, openAPI, and list/watch/get/create/update/patch/delete
+// of every registered resource (and /status). Bodies are JSON (YAML for apply patches).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import YAML from 'yaml';
+import { apiGroup, apiGroupList, apiResourceList, apiVersions, serverVersion } from './discovery.js';
+import { ApiError, errors } from './errors.js';
+import type { Faults } from './faults.js';
+import { openapiV2Json, openapiV2Protobuf, openapiV3Doc, openapiV3Root } from './openapi.js';
+import { applyPatch, clone, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
+import type { Registry, ResourceType } from './resources.js';
+import { apiVersionOf, typeKey } from './resources.js';
+import { combine, fieldMatcher, isMatchAll, labelMatcher } from './selectors.js';
+import type { Obj, Store } from './store.js';
+import { tableRow, toTable } from './table.js';
+import { prune, versionSchema } from './validation.js';
+import { WatchConn } from './watch.js';
+
+export interface ServerContext {
+  store: Store;
+  registry: Registry;
+  faults: Faults;
+  token?: string;
+  now: () => Date;
+  bookmarkIntervalMs: number;
+  maxWatchBufferedBytes: number;
+  serverAddress: () => string;
+  onRequest?: (method: string, path: string, code: number) => void;
+}
+
+interface Target {
+  t: ResourceType;
+  ns?: string;
+  name?: string;
+  sub?: string;
+  watch: boolean;
+}
+
+const JSON_HEADERS = { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' };
+
+function send(res: ServerResponse, code: number, body: unknown): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const s = JSON.stringify(body);
+  res.writeHead(code, { ...JSON_HEADERS, 'Content-Length': Buffer.byteLength(s) });
+  res.end(s);
+}
+
+function sendError(res: ServerResponse, err: ApiError): void {
+  if (err.code === 429) res.setHeader('Retry-After', '1');
+  send(res, err.code, err.toStatus());
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseBody(raw: string, contentType: string): any {
+  if (raw.trim() === '') return undefined;
+  if (contentType.includes('protobuf')) throw errors.unsupportedMediaType(contentType);
+  try {
+    return contentType.includes('yaml') ? YAML.parse(raw) : JSON.parse(raw);
+  } catch (e) {
+    throw errors.badRequest(`the body of the request could not be decoded: ${(e as Error).message}`);
+  }
+}
+
+/** `/api/v1/namespaces/ns/pods/name/status` → type, namespace, name, subresource. */
+function resolve(reg: Registry, segs: string[]): Target | undefined {
+  let group: string;
+  let version: string;
+  let rest: string[];
+  if (segs[0] === 'api') {
+    group = '';
+    version = segs[1]!;
+    rest = segs.slice(2);
+  } else {
+    group = segs[1]!;
+    version = segs[2]!;
+    rest = segs.slice(3);
+  }
+  let watch = false;
+  if (rest[0] === 'watch') {
+    watch = true;
+    rest = rest.slice(1);
+  }
+  let ns: string | undefined;
+  if (rest[0] === 'namespaces' && rest.length >= 3) {
+    const nt = reg.get(group, version, rest[2]!);
+    if (nt?.namespaced) {
+      ns = rest[1];
+      rest = rest.slice(2);
+    }
+  }
+  const t = reg.get(group, version, rest[0] ?? '');
+  if (!t) return undefined;
+  if (ns === undefined && t.namespaced && rest.length > 1) return undefined;
+  return { t, ns, name: rest[1], sub: rest[2], watch };
+}
+
+function wantsTable(req: IncomingMessage): boolean {
+  return /as=Table/.test(req.headers.accept ?? '');
+}
+
+export function createHandler(ctx: ServerContext): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(ctx, req, res).catch((err: unknown) => {
+      const e = err instanceof ApiError ? err : errors.internal((err as Error)?.message ?? String(err));
+      sendError(res, e);
+    });
+  };
+}
+
+async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://devcluster');
+  const method = req.method ?? 'GET';
+  const path = url.pathname.replace(/\/+$/, '') || '/';
+  res.on('finish', () => ctx.onRequest?.(method, path, res.statusCode));
+  if (['/healthz', '/readyz', '/livez'].includes(path)) {
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    res.end('ok');
+    return;
+  }
+  if (ctx.token && req.headers.authorization !== `Bearer ${ctx.token}`) throw errors.unauthorized();
+  const delay = ctx.faults.delayFor(method, path);
+  if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+  const failure = ctx.faults.failureFor(method, path);
+  if (failure === 429) throw errors.tooManyRequests();
+  if (failure)
+    throw new ApiError(
+      failure,
+      failure === 500 ? 'InternalError' : 'ServiceUnavailable',
+      `Internal error occurred: injected fault (${failure})`,
+    );
+
+  const segs = path.split('/').filter(Boolean);
+  const reg = ctx.registry;
+  if (method === 'GET') {
+    if (path === '/version') return send(res, 200, serverVersion());
+    if (path === '/api') return send(res, 200, apiVersions(ctx.serverAddress()));
+    if (path === '/apis') return send(res, 200, apiGroupList(reg));
+    if (path === '/openapi/v2') {
+      if ((req.headers.accept ?? '').includes('protobuf')) {
+        const pb = openapiV2Protobuf();
+        res.writeHead(200, {
+          'Content-Type': 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf',
+          'Content-Length': pb.length,
+        });
+        res.end(pb);
+        return;
+      }
+      return send(res, 200, openapiV2Json(reg));
+    }
+    if (path === '/openapi/v3') return send(res, 200, openapiV3Root(reg));
+    if (segs[0] === 'openapi' && segs[1] === 'v3') {
+      const doc =
+        segs[2] === 'api'
+          ? openapiV3Doc(reg, '', segs[3] ?? '')
+          : openapiV3Doc(reg, segs[3] ?? '', segs[4] ?? '');
+      if (!doc) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+      return send(res, 200, doc);
+    }
+    if (segs[0] === 'api' && segs.length === 2) {
+      const doc = apiResourceList(reg, '', segs[1]!);
+      if (doc) return send(res, 200, doc);
+    }
+    if (segs[0] === 'apis' && segs.length === 2) {
+      const doc = apiGroup(reg, segs[1]!);
+      if (doc) return send(res, 200, doc);
+    }
+    if (segs[0] === 'apis' && segs.length === 3) {
+      const doc = apiResourceList(reg, segs[1]!, segs[2]!);
+      if (doc) return send(res, 200, doc);
+    }
+  }
+  const target =
+    (segs[0] === 'api' && segs.length >= 3) || (segs[0] === 'apis' && segs.length >= 4)
+      ? resolve(reg, segs)
+      : undefined;
+  if (!target) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+  const { t, ns, name, sub } = target;
+  if (sub && sub !== 'status')
+    throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+  if (sub === 'status' && !t.status)
+    throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+  const q = url.searchParams;
+  const dryRun = q.get('dryRun') === 'All';
+  const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)
+    ? parseBody(await readBody(req), String(req.headers['content-type'] ?? 'application/json'))
+    : undefined;
+
+  if (!name) {
+    switch (method) {
+      case 'GET':
+        if (target.watch || q.get('watch') === 'true' || q.get('watch') === '1')
+          return watch(ctx, req, res, t, ns, q);
+        return list(ctx, req, res, t, ns, q);
+      case 'POST': {
+        if (t.namespaced && !ns)
+          throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+        if (!body || typeof body !== 'object')
+          throw errors.badRequest('the body of the request is empty or not an object');
+        checkKind(t, body);
+        strictFields(t, body, q, res);
+        return send(res, 201, ctx.store.create(t, ns, body, { dryRun }));
+      }
+      case 'DELETE': {
+        const filter = combine(labelMatcher(q.get('labelSelector')), fieldMatcher(q.get('fieldSelector')));
+        const gone: Obj[] = [];
+        for (const o of ctx.store.list(t, ns, filter))
+          gone.push(ctx.store.delete(t, o.metadata.namespace, o.metadata.name, { dryRun }));
+        return send(res, 200, {
+          kind: t.listKind,
+          apiVersion: apiVersionOf(t),
+          metadata: { resourceVersion: String(ctx.store.rv) },
+          items: gone,
+        });
+      }
+      default:
+        throw errors.methodNotAllowed(`method ${method} not allowed on a collection`);
+    }
+  }
+
+  switch (method) {
+    case 'GET': {
+      if (q.get('watch') === 'true' || target.watch) {
+        q.set('fieldSelector', [q.get('fieldSelector'), `metadata.name=${name}`].filter(Boolean).join(','));
+        return watch(ctx, req, res, t, ns, q);
+      }
+      const o = ctx.store.get(t, ns, name);
+      if (wantsTable(req))
+        return send(
+          res,
+          200,
+          toTable(
+            t,
+            [o],
+            { resourceVersion: o.metadata.resourceVersion },
+            ctx.now(),
+            q.get('includeObject') ?? 'Metadata',
+          ),
+        );
+      return send(res, 200, o);
+    }
+    case 'PUT': {
+      if (!body || typeof body !== 'object')
+        throw errors.badRequest('the body of the request is empty or not an object');
+      checkKind(t, body);
+      strictFields(t, body, q, res);
+      return send(res, 200, ctx.store.update(t, ns, name, body, { subresource: sub, dryRun }));
+    }
+    case 'PATCH':
+      return patch(ctx, req, res, t, ns, name, sub, body, q, dryRun);
+    case 'DELETE': {
+      const pre = body?.preconditions;
+      const o = ctx.store.delete(t, ns, name, { preconditions: pre, dryRun });
+      return send(res, 200, o);
+    }
+    default:
+      throw errors.methodNotAllowed(`method ${method} not allowed`);
+  }
+}
+
+function checkKind(t: ResourceType, body: Obj): void {
+  if (body.kind && body.kind !== t.kind)
+    throw errors.badRequest(
+      `${body.kind} in version "${t.version}" cannot be handled as a ${t.kind}: the object kind does not match the resource`,
+    );
+  if (body.apiVersion && body.apiVersion !== apiVersionOf(t))
+    throw errors.badRequest(
+      `the API version in the data (${body.apiVersion}) does not match the expected API version (${apiVersionOf(t)})`,
+    );
+}
+
+/** fieldValidation=Strict → unknown fields of a custom resource are a 400; Warn → a Warning header. */
+function strictFields(t: ResourceType, body: Obj, q: URLSearchParams, res: ServerResponse): void {
+  const mode = q.get('fieldValidation');
+  if (!t.crd || !mode || mode === 'Ignore') return;
+  const schema = versionSchema(t);
+  if (!schema) return;
+  const unknown = prune(schema, clone(body));
+  if (unknown.length === 0) return;
+  if (mode === 'Strict') {
+    const list = unknown.map((f) => `unknown field "${f}"`).join(', ');
+    throw errors.badRequest(
+      `${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: strict decoding error: ${list}`,
+    );
+  }
+  res.setHeader('Warning', unknown.map((f) => `299 - "unknown field \\"${f}\\""`).join(', '));
+}
+
+interface Continue {
+  rv: number;
+  after: string;
+}
+
+function list(
+  ctx: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  t: ResourceType,
+  ns: string | undefined,
+  q: URLSearchParams,
+): void {
+  const filter = combine(labelMatcher(q.get('labelSelector')), fieldMatcher(q.get('fieldSelector')));
+  let items = ctx.store.list(t, ns, isMatchAll(filter) ? undefined : filter);
+  let rv = ctx.store.rv;
+  const meta: Obj = {};
+  const cont = q.get('continue');
+  if (cont) {
+    let c: Continue;
+    try {
+      c = JSON.parse(Buffer.from(cont, 'base64url').toString('utf8')) as Continue;
+    } catch {
+      throw errors.badRequest('continue key is not valid: illegal base64 data');
+    }
+    if (c.rv < ctx.store.compactedRv)
+      throw errors.gone(
+        'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+      );
+    items = items.filter((o) => `${o.metadata.namespace ?? ''}/${o.metadata.name}` > c.after);
+    rv = c.rv;
+  }
+  const limit = Number(q.get('limit') ?? 0);
+  if (limit > 0 && items.length > limit) {
+    const last = items[limit - 1]!;
+    meta.continue = Buffer.from(
+      JSON.stringify({ rv, after: `${last.metadata.namespace ?? ''}/${last.metadata.name}` }),
+    ).toString('base64url');
+    meta.remainingItemCount = items.length - limit;
+    items = items.slice(0, limit);
+  }
+  meta.resourceVersion = String(rv);
+  if (wantsTable(req)) {
+    send(res, 200, toTable(t, items, meta, ctx.now(), q.get('includeObject') ?? 'Metadata'));
+    return;
+  }
+  send(res, 200, { kind: t.listKind, apiVersion: apiVersionOf(t), metadata: meta, items });
+}
+
+function watch(
+  ctx: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  t: ResourceType,
+  ns: string | undefined,
+  q: URLSearchParams,
+): void {
+  const filter = combine(labelMatcher(q.get('labelSelector')), fieldMatcher(q.get('fieldSelector')));
+  const key = typeKey(t.group, t.version, t.plural);
+  const timeout = q.get('timeoutSeconds');
+  const conn = new WatchConn(res, {
+    t,
+    key,
+    namespace: ns,
+    filter: isMatchAll(filter) ? undefined : filter,
+    table: wantsTable(req) ? { includeObject: q.get('includeObject') ?? 'Metadata' } : undefined,
+    bookmarks: q.get('allowWatchBookmarks') === 'true',
+    bookmarkIntervalMs: ctx.bookmarkIntervalMs,
+    timeoutSeconds: timeout ? Number(timeout) : undefined,
+    maxBufferedBytes: ctx.maxWatchBufferedBytes,
+    now: ctx.now,
+    currentRv: () => ctx.store.rv,
+  });
+  if (ctx.faults.takeWatchGone()) {
+    conn.gone();
+    return;
+  }
+  const rvParam = q.get('resourceVersion');
+  const sendInitial = q.get('sendInitialEvents') === 'true';
+  const inNs = (o: Obj) => !ns || !t.namespaced || o.metadata.namespace === ns;
+  if (!rvParam || rvParam === '0' || sendInitial) {
+    for (const o of ctx.store.list(t, ns, isMatchAll(filter) ? undefined : filter))
+      if (inNs(o)) conn.sendObject('ADDED', o);
+    if (sendInitial) conn.bookmark({ annotations: { 'k8s.io/initial-events-end': 'true' } });
+  } else {
+    const from = Number(rvParam);
+    if (!Number.isFinite(from)) throw errors.badRequest(`invalid resource version: ${rvParam}`);
+    const events = ctx.store.eventsSince(key, from);
+    if (events === 'gone') {
+      conn.gone(`too old resource version: ${from} (${ctx.store.compactedRv + 1})`);
+      return;
+    }
+    for (const ev of events) conn.deliver(ev);
+  }
+  const unsubscribe = ctx.store.subscribe(conn);
+  ctx.faults.watches.add(conn);
+  conn.onClose = () => {
+    unsubscribe();
+    ctx.faults.watches.delete(conn);
+  };
+  if (conn.closed) conn.onClose();
+}
+
+async function patch(
+  ctx: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  t: ResourceType,
+  ns: string | undefined,
+  name: string,
+  sub: string | undefined,
+  body: any,
+  q: URLSearchParams,
+  dryRun: boolean,
+): Promise<void> {
+  const ct = String(req.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim();
+  const existing = ctx.store.tryGet(t, ns, name);
+  if (ct === 'application/apply-patch+yaml') {
+    if (!body || typeof body !== 'object') throw errors.badRequest('apply patch body must be an object');
+    if (!q.get('fieldManager'))
+      throw errors.badRequest('PATCH, application/apply-patch+yaml requires fieldManager to be set');
+    checkKind(t, body);
+    if (!existing) {
+      if (sub) throw errors.notFound(t.plural, t.group, name);
+      strictFields(t, body, q, res);
+      const created = ctx.store.create(
+        t,
+        ns,
+        { ...body, metadata: { ...(body.metadata ?? {}), name } },
+        { dryRun },
+      );
+      return send(res, 201, created);
+    }
+    const merged = applyPatch(clone(existing), body);
+    merged.metadata.resourceVersion = body.metadata?.resourceVersion ?? existing.metadata.resourceVersion;
+    return send(res, 200, ctx.store.update(t, ns, name, merged, { subresource: sub, dryRun }));
+  }
+  if (!existing) throw errors.notFound(t.plural, t.group, name);
+  let next: Obj;
+  switch (ct) {
+    case 'application/merge-patch+json':
+      if (!body || typeof body !== 'object' || Array.isArray(body))
+        throw errors.badRequest('merge patch body must be a JSON object');
+      next = mergePatch(existing, body);
+      break;
+    case 'application/json-patch+json':
+      next = jsonPatch(existing, body);
+      break;
+    case 'application/strategic-merge-patch+json':
+      if (t.crd) throw errors.unsupportedMediaType(ct);
+      next = strategicMergePatch(existing, body);
+      break;
+    default:
+      throw errors.unsupportedMediaType(ct || '<none>');
+  }
+  if (!next || typeof next !== 'object') throw errors.badRequest('patch result is not an object');
+  // A resourceVersion in the patch is a precondition (kubectl apply sends none); keep the live one otherwise.
+  const sentRv =
+    typeof body === 'object' && !Array.isArray(body) ? body?.metadata?.resourceVersion : undefined;
+  if (sentRv === undefined)
+    next.metadata = { ...(next.metadata ?? {}), resourceVersion: existing.metadata.resourceVersion };
+  return send(res, 200, ctx.store.update(t, ns, name, next, { subresource: sub, dryRun }));
+}
+
+export { tableRow };

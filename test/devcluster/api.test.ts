@@ -1,0 +1,480 @@
+// The emulator's HTTP semantics, checked with raw requests (what any client sees on the wire).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
+import { FIXTURES, loadYaml, openWatch, request, waitFor } from './helpers.js';
+
+let dc: DevCluster;
+let u: string;
+const cm = (name: string, extra: Record<string, unknown> = {}) => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name, ...extra },
+  data: { a: '1' },
+});
+const W = '/apis/test.devcluster.io/v1/namespaces/default/widgets';
+
+before(async () => {
+  dc = await startDevCluster({ watchWindow: 50, bookmarkIntervalMs: 100 });
+  u = dc.url;
+  const r = await request(
+    u,
+    'POST',
+    '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
+    loadYaml(`${FIXTURES}/widgets.yaml`),
+  );
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+});
+after(() => dc.close());
+
+describe('discovery', () => {
+  it('serves /version, /api, /apis and resource lists including CRD types', async () => {
+    assert.equal((await request(u, 'GET', '/version')).body.major, '1');
+    assert.deepEqual((await request(u, 'GET', '/api')).body.versions, ['v1']);
+    const groups = (await request(u, 'GET', '/apis')).body.groups.map((g: any) => g.name);
+    for (const g of [
+      'apps',
+      'coordination.k8s.io',
+      'events.k8s.io',
+      'apiextensions.k8s.io',
+      'test.devcluster.io',
+    ])
+      assert.ok(groups.includes(g), g);
+    const v1 = (await request(u, 'GET', '/api/v1')).body.resources.map((r: any) => r.name);
+    assert.ok(v1.includes('pods') && v1.includes('pods/status') && v1.includes('configmaps'));
+    const w = (await request(u, 'GET', '/apis/test.devcluster.io/v1')).body.resources;
+    assert.deepEqual(
+      w.map((r: any) => r.name),
+      ['widgets', 'widgets/status'],
+    );
+    assert.equal(w[0].namespaced, true);
+  });
+});
+
+describe('CRUD semantics', () => {
+  it('creates, conflicts, replaces with optimistic concurrency, deletes', async () => {
+    const base = '/api/v1/namespaces/default/configmaps';
+    const c = await request(u, 'POST', base, cm('crud'));
+    assert.equal(c.status, 201);
+    assert.match(c.body.metadata.uid, /^[0-9a-f-]{36}$/);
+    assert.match(c.body.metadata.creationTimestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    const dup = await request(u, 'POST', base, cm('crud'));
+    assert.equal(dup.status, 409);
+    assert.equal(dup.body.reason, 'AlreadyExists');
+    assert.equal(dup.body.kind, 'Status');
+    const rv1 = c.body.metadata.resourceVersion;
+    const ok = await request(u, 'PUT', `${base}/crud`, { ...c.body, data: { a: '2' } });
+    assert.equal(ok.status, 200);
+    assert.ok(Number(ok.body.metadata.resourceVersion) > Number(rv1));
+    const stale = await request(u, 'PUT', `${base}/crud`, { ...c.body, data: { a: '3' } });
+    assert.equal(stale.status, 409);
+    assert.equal(stale.body.reason, 'Conflict');
+    assert.match(stale.body.message, /the object has been modified/);
+    assert.equal((await request(u, 'DELETE', `${base}/crud`)).status, 200);
+    const gone = await request(u, 'GET', `${base}/crud`);
+    assert.equal(gone.status, 404);
+    assert.equal(gone.body.message, 'configmaps "crud" not found');
+  });
+
+  it('refuses objects in a namespace that does not exist', async () => {
+    const r = await request(u, 'POST', '/api/v1/namespaces/nope/configmaps', cm('x'));
+    assert.equal(r.status, 404);
+    assert.equal(r.body.message, 'namespaces "nope" not found');
+  });
+
+  it('generateName, finalizers and deletionTimestamp', async () => {
+    const base = '/api/v1/namespaces/default/configmaps';
+    const c = await request(u, 'POST', base, {
+      ...cm(''),
+      metadata: { generateName: 'gen-', finalizers: ['x.io/keep'] },
+    });
+    const name = c.body.metadata.name;
+    assert.match(name, /^gen-[a-z0-9]{5}$/);
+    const d = await request(u, 'DELETE', `${base}/${name}`);
+    assert.equal(d.status, 200);
+    assert.ok(d.body.metadata.deletionTimestamp);
+    assert.equal((await request(u, 'GET', `${base}/${name}`)).status, 200);
+    const p = await request(
+      u,
+      'PATCH',
+      `${base}/${name}`,
+      { metadata: { finalizers: null } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    assert.equal(p.status, 200);
+    assert.equal((await request(u, 'GET', `${base}/${name}`)).status, 404);
+  });
+});
+
+describe('patches', () => {
+  it('merge patch, JSON patch (with a failing test op), strategic merge patch by container name', async () => {
+    const base = '/api/v1/namespaces/default/pods';
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'patchme', labels: { a: '1' } },
+      spec: {
+        containers: [
+          { name: 'a', image: 'x' },
+          { name: 'b', image: 'y', env: [{ name: 'E', value: '1' }] },
+        ],
+      },
+    };
+    assert.equal((await request(u, 'POST', base, pod)).status, 201);
+    const m = await request(
+      u,
+      'PATCH',
+      `${base}/patchme`,
+      { metadata: { labels: { a: null, b: '2' } } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    assert.deepEqual(m.body.metadata.labels, { b: '2' });
+    const j = await request(
+      u,
+      'PATCH',
+      `${base}/patchme`,
+      [{ op: 'add', path: '/metadata/annotations', value: { x: 'y' } }],
+      {
+        'Content-Type': 'application/json-patch+json',
+      },
+    );
+    assert.deepEqual(j.body.metadata.annotations, { x: 'y' });
+    const jf = await request(
+      u,
+      'PATCH',
+      `${base}/patchme`,
+      [{ op: 'test', path: '/metadata/name', value: 'other' }],
+      {
+        'Content-Type': 'application/json-patch+json',
+      },
+    );
+    assert.equal(jf.status, 500);
+    const s = await request(
+      u,
+      'PATCH',
+      `${base}/patchme`,
+      { spec: { containers: [{ name: 'b', image: 'z', env: [{ name: 'F', value: '2' }] }] } },
+      { 'Content-Type': 'application/strategic-merge-patch+json' },
+    );
+    assert.equal(s.status, 200);
+    assert.deepEqual(
+      s.body.spec.containers.map((c: any) => [c.name, c.image, (c.env ?? []).map((e: any) => e.name).join()]),
+      [
+        ['a', 'x', ''],
+        ['b', 'z', 'E,F'],
+      ],
+    );
+    const bad = await request(u, 'PATCH', `${base}/patchme`, {}, { 'Content-Type': 'text/plain' });
+    assert.equal(bad.status, 415);
+  });
+});
+
+describe('custom resources', () => {
+  it('validates against the schema with the real message shape, applies defaults, runs CEL', async () => {
+    const bad = await request(u, 'POST', W, {
+      apiVersion: 'test.devcluster.io/v1',
+      kind: 'Widget',
+      metadata: { name: 'w' },
+      spec: { size: 200 },
+    });
+    assert.equal(bad.status, 422);
+    assert.equal(bad.body.reason, 'Invalid');
+    assert.equal(
+      bad.body.message,
+      'Widget.test.devcluster.io "w" is invalid: spec.size: Invalid value: 200: spec.size in body should be less than or equal to 100',
+    );
+    assert.equal(bad.body.details.causes[0].field, 'spec.size');
+    const en = await request(u, 'POST', W, {
+      apiVersion: 'test.devcluster.io/v1',
+      kind: 'Widget',
+      metadata: { name: 'w' },
+      spec: { size: 1, color: 'pink' },
+    });
+    assert.match(
+      en.body.message,
+      /spec.color: Unsupported value: "pink": supported values: "red", "green", "blue"/,
+    );
+    const cel = await request(u, 'POST', W, {
+      apiVersion: 'test.devcluster.io/v1',
+      kind: 'Widget',
+      metadata: { name: 'w' },
+      spec: { size: 2, color: 'red' },
+    });
+    assert.equal(cel.status, 422);
+    assert.match(
+      cel.body.message,
+      /spec.size: Invalid value: "object": red widgets must have size of at least 10/,
+    );
+    const ok = await request(u, 'POST', W, {
+      apiVersion: 'test.devcluster.io/v1',
+      kind: 'Widget',
+      metadata: { name: 'w' },
+      spec: { size: 3, immutableId: 'a', unknown: 1, free: { any: { thing: 1 } } },
+    });
+    assert.equal(ok.status, 201, JSON.stringify(ok.body));
+    assert.equal(ok.body.spec.color, 'green');
+    assert.equal(ok.body.spec.unknown, undefined, 'unknown fields are pruned');
+    assert.deepEqual(ok.body.spec.free, { any: { thing: 1 } });
+    const tr = await request(
+      u,
+      'PATCH',
+      `${W}/w`,
+      { spec: { immutableId: 'b' } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    assert.equal(tr.status, 422);
+    assert.match(tr.body.message, /immutableId is immutable/);
+    const strict = await request(u, 'POST', `${W}?fieldValidation=Strict`, {
+      apiVersion: 'test.devcluster.io/v1',
+      kind: 'Widget',
+      metadata: { name: 'w2' },
+      spec: { size: 3, bogus: true },
+    });
+    assert.equal(strict.status, 400);
+    assert.match(strict.body.message, /strict decoding error: unknown field "spec.bogus"/);
+  });
+
+  it('bumps generation on spec changes only and keeps spec and status apart', async () => {
+    const c = await request(u, 'POST', W, {
+      apiVersion: 'test.devcluster.io/v1',
+      kind: 'Widget',
+      metadata: { name: 'gen' },
+      spec: { size: 5 },
+      status: { phase: 'ignored' },
+    });
+    assert.equal(c.body.metadata.generation, 1);
+    assert.equal(c.body.status, undefined);
+    const st = await request(
+      u,
+      'PATCH',
+      `${W}/gen/status`,
+      { status: { phase: 'Ready' }, spec: { size: 99 } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    assert.equal(st.status, 200);
+    assert.equal(st.body.status.phase, 'Ready');
+    assert.equal(st.body.spec.size, 5, 'spec via /status is ignored');
+    assert.equal(st.body.metadata.generation, 1);
+    const lab = await request(
+      u,
+      'PATCH',
+      `${W}/gen`,
+      { metadata: { labels: { x: 'y' } }, status: { phase: 'Hacked' } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    assert.equal(lab.body.metadata.generation, 1, 'metadata changes do not bump generation');
+    assert.equal(lab.body.status.phase, 'Ready', 'status via the main resource is ignored');
+    const sp = await request(
+      u,
+      'PATCH',
+      `${W}/gen`,
+      { spec: { size: 6 } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    assert.equal(sp.body.metadata.generation, 2);
+    const put = await request(u, 'PUT', `${W}/gen/status`, { ...sp.body, status: { phase: 'Done' } });
+    assert.equal(put.body.status.phase, 'Done');
+    const stale = await request(u, 'PUT', `${W}/gen/status`, { ...sp.body, status: { phase: 'Stale' } });
+    assert.equal(stale.status, 409);
+  });
+
+  it('serves Table responses with the CRD printer columns', async () => {
+    const r = await request(u, 'GET', W, undefined, {
+      Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json',
+    });
+    assert.equal(r.body.kind, 'Table');
+    assert.deepEqual(
+      r.body.columnDefinitions.map((c: any) => c.name),
+      ['Name', 'Size', 'Ready', 'Color', 'Age'],
+    );
+    const row = r.body.rows.find((x: any) => x.cells[0] === 'gen');
+    assert.equal(row.cells[1], 6);
+  });
+});
+
+describe('selectors and pagination', () => {
+  before(async () => {
+    for (const [name, node, tier] of [
+      ['s1', 'n1', 'web'],
+      ['s2', 'n2', 'db'],
+      ['s3', 'n1', 'cache'],
+    ])
+      await request(u, 'POST', '/api/v1/namespaces/kube-public/pods', {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, labels: { tier: tier!, ...(name === 's3' ? { canary: 'true' } : {}) } },
+        spec: { nodeName: node, containers: [{ name: 'c', image: 'i' }] },
+      });
+  });
+  const names = async (q: string) =>
+    (await request(u, 'GET', `/api/v1/namespaces/kube-public/pods?${q}`)).body.items
+      .map((p: any) => p.metadata.name)
+      .join(',');
+
+  it('label selectors: =, !=, in, notin, exists, !', async () => {
+    assert.equal(await names('labelSelector=tier%3Dweb'), 's1');
+    assert.equal(await names('labelSelector=tier!%3Dweb'), 's2,s3');
+    assert.equal(await names(`labelSelector=${encodeURIComponent('tier in (web,db)')}`), 's1,s2');
+    assert.equal(await names(`labelSelector=${encodeURIComponent('tier notin (web,db)')}`), 's3');
+    assert.equal(await names('labelSelector=canary'), 's3');
+    assert.equal(await names('labelSelector=!canary'), 's1,s2');
+  });
+
+  it('field selectors: spec.nodeName, metadata.name, metadata.namespace', async () => {
+    assert.equal(await names('fieldSelector=spec.nodeName%3Dn1'), 's1,s3');
+    assert.equal(await names('fieldSelector=metadata.name%3Ds2'), 's2');
+    const all = await request(u, 'GET', '/api/v1/pods?fieldSelector=metadata.namespace%3Dkube-public');
+    assert.deepEqual(
+      all.body.items.map((p: any) => p.metadata.name),
+      ['s1', 's2', 's3'],
+    );
+  });
+
+  it('limit and continue page through a list', async () => {
+    const p1 = await request(u, 'GET', '/api/v1/namespaces/kube-public/pods?limit=2');
+    assert.equal(p1.body.items.length, 2);
+    assert.equal(p1.body.metadata.remainingItemCount, 1);
+    const p2 = await request(
+      u,
+      'GET',
+      `/api/v1/namespaces/kube-public/pods?limit=2&continue=${p1.body.metadata.continue}`,
+    );
+    assert.deepEqual(
+      p2.body.items.map((p: any) => p.metadata.name),
+      ['s3'],
+    );
+    assert.equal(p2.body.metadata.continue, undefined);
+  });
+});
+
+describe('watch', () => {
+  const base = '/api/v1/namespaces/default/configmaps';
+
+  it('streams events from a resourceVersion in order, then live', async () => {
+    const start = (await request(u, 'GET', base)).body.metadata.resourceVersion;
+    await request(u, 'POST', base, cm('w1'));
+    await request(
+      u,
+      'PATCH',
+      `${base}/w1`,
+      { data: { b: '2' } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    const w = openWatch(u, `${base}?watch=true&resourceVersion=${start}`);
+    await waitFor(() => w.events.length >= 2, 'replayed events');
+    await request(u, 'DELETE', `${base}/w1`);
+    await waitFor(() => w.events.length >= 3, 'live delete');
+    w.close();
+    assert.deepEqual(
+      w.events.map((e) => `${e.type}:${e.object.metadata.name}`),
+      ['ADDED:w1', 'MODIFIED:w1', 'DELETED:w1'],
+    );
+    const rvs = w.events.map((e) => Number(e.object.metadata.resourceVersion));
+    assert.deepEqual(
+      rvs,
+      [...rvs].sort((a, b) => a - b),
+    );
+  });
+
+  it('answers 410 Gone beyond the retained window', async () => {
+    const old = (await request(u, 'GET', base)).body.metadata.resourceVersion;
+    for (let i = 0; i < 60; i++) await request(u, 'POST', base, cm(`flood-${i}`));
+    dc.store.compact(10);
+    const w = openWatch(u, `${base}?watch=true&resourceVersion=${old}`);
+    await w.ended;
+    assert.equal(w.events.length, 1);
+    assert.equal(w.events[0].type, 'ERROR');
+    assert.equal(w.events[0].object.code, 410);
+    const list = await request(u, 'GET', `${base}?limit=1`);
+    const cont = list.body.metadata.continue;
+    await request(u, 'POST', base, cm('after-compact'));
+    dc.store.compact(0);
+    const stale = await request(u, 'GET', `${base}?limit=1&continue=${cont}`);
+    assert.equal(stale.status, 410);
+  });
+
+  it('bookmarks, timeoutSeconds, label selector transitions', async () => {
+    const w = openWatch(
+      u,
+      `${base}?watch=true&allowWatchBookmarks=true&timeoutSeconds=1&labelSelector=sel%3Dyes&resourceVersion=${dc.store.resourceVersion}`,
+    );
+    await request(u, 'POST', base, cm('sel', { labels: { sel: 'yes' } }));
+    await request(
+      u,
+      'PATCH',
+      `${base}/sel`,
+      { metadata: { labels: { sel: 'no' } } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    await w.ended;
+    const types = w.events.filter((e) => e.type !== 'BOOKMARK').map((e) => e.type);
+    assert.deepEqual(types, ['ADDED', 'DELETED']);
+    assert.ok(w.events.some((e) => e.type === 'BOOKMARK' && Number(e.object.metadata.resourceVersion) > 0));
+  });
+
+  it('programmatic store writes notify watchers', async () => {
+    const w = openWatch(u, `${base}?watch=true&resourceVersion=${dc.store.resourceVersion}`);
+    await waitFor(() => w.status === 200, 'watch open');
+    dc.store.create({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'direct', namespace: 'default' },
+    });
+    await waitFor(() => w.events.length >= 1, 'event');
+    w.close();
+    assert.equal(w.events[0].object.metadata.name, 'direct');
+  });
+});
+
+describe('faults', () => {
+  it('fails a share of requests, adds latency, forces 410 and drops watches', async () => {
+    dc.faults.failRequests({ share: 1, code: 429, path: /configmaps/, count: 2 });
+    const a = await request(u, 'GET', '/api/v1/namespaces/default/configmaps');
+    assert.equal(a.status, 429);
+    assert.equal(a.headers['retry-after'], '1');
+    assert.equal((await request(u, 'GET', '/api/v1/namespaces/default/pods')).status, 200);
+    assert.equal((await request(u, 'GET', '/api/v1/namespaces/default/configmaps')).status, 429);
+    assert.equal((await request(u, 'GET', '/api/v1/namespaces/default/configmaps')).status, 200);
+    dc.faults.addLatency(300, /secrets/);
+    const t0 = Date.now();
+    await request(u, 'GET', '/api/v1/namespaces/default/secrets');
+    assert.ok(Date.now() - t0 >= 280);
+    dc.faults.reset();
+    dc.faults.goneOnNextWatch();
+    const g = openWatch(u, '/api/v1/namespaces/default/configmaps?watch=true');
+    await g.ended;
+    assert.equal(g.events[0].object.code, 410);
+    const d = openWatch(
+      u,
+      `/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=${dc.store.resourceVersion}`,
+    );
+    await waitFor(() => dc.faults.watches.size > 0, 'watch registered');
+    assert.ok(dc.faults.dropWatches() >= 1);
+    await d.ended;
+  });
+});
+
+describe('leases and events', () => {
+  it('requires MicroTime with 6 fractional digits', async () => {
+    const base = '/apis/coordination.k8s.io/v1/namespaces/default/leases';
+    const bad = await request(u, 'POST', base, {
+      metadata: { name: 'l' },
+      spec: { holderIdentity: 'a', renewTime: '2026-01-01T00:00:00.123Z' },
+    });
+    assert.equal(bad.status, 400);
+    const ok = await request(u, 'POST', base, {
+      metadata: { name: 'l' },
+      spec: { holderIdentity: 'a', renewTime: '2026-01-01T00:00:00.123000Z' },
+    });
+    assert.equal(ok.status, 201);
+    const ev = await request(u, 'POST', '/apis/events.k8s.io/v1/namespaces/default/events', {
+      metadata: { generateName: 'e-' },
+      eventTime: '2026-01-01T00:00:00.000001Z',
+      reason: 'Tested',
+      action: 'Test',
+      reportingController: 'x',
+      reportingInstance: 'y',
+    });
+    assert.equal(ev.status, 201);
+  });
+});
