@@ -16,7 +16,7 @@ import {
   type DecisionDocument,
   type PodDecision,
 } from '../../protocol/index.js';
-import { FakeCgroupFs, type FakeOptions } from './fake-cgroupfs.js';
+import { FakeCgroupFs, type FakeOptions } from '../support/fake-cgroupfs.js';
 
 export interface Harness {
   fake: FakeCgroupFs;
