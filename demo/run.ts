@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../common/log.js';
+import { loadKubeConfig } from '../devcluster/kubelet/api.js';
 import { type MiniKubelet, startMiniKubelet } from '../devcluster/kubelet/kubelet.js';
 import { containerQuotaUs, parseCpuMilli } from '../devcluster/kubelet/resources.js';
 import { writeCredentials } from './credentials.js';
@@ -142,8 +142,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     await waitFor('waiting for the devcluster kubeconfig', () => fs.existsSync(kubeconfigFile), {
       components: [dev],
     });
-    const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfigFile);
+    const kc = loadKubeConfig(kubeconfigFile);
     const kubectl = findKubectl(o.kubectl);
     const kube = demoKube({
       kc,

@@ -60,6 +60,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   const node = String(v.nodeName);
   const log = createLogger({ component: 'kubelet', node });
+  // Signals are handled from the first moment: a stop before the first sync still cleans up.
+  let onStop: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => {
+    onStop = resolve;
+  });
+  const onSignal = (sig: string) => {
+    log.info('Received signal; stopping', { signal: sig });
+    onStop();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const kubelet = await startMiniKubelet({
     kubeconfig: String(v.kubeconfig),
     node,
@@ -69,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     logDir: String(v.logDir),
     log,
   });
-  await kubelet.ready;
+  await Promise.race([kubelet.ready, stopRequested]);
   if (v.readyFile) {
     const { writeFileSync } = await import('node:fs');
     writeFileSync(
@@ -81,14 +92,7 @@ export async function main(argv: string[]): Promise<number> {
       }),
     );
   }
-  await new Promise<void>((resolve) => {
-    const onSignal = (sig: string) => {
-      log.info('Received signal; stopping', { signal: sig });
-      resolve();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+  await stopRequested;
   await kubelet.stop();
   return 0;
 }
