@@ -224,7 +224,7 @@ describe('default values', () => {
     assert.equal(flag(d, 'broker-id'), '$(POD_NAME)');
     assert.equal(flag(d, 'allow-anonymous'), undefined);
     assert.equal(flag(d, 'redis-url'), undefined);
-    assert.equal(flag(d, 'tls-port'), undefined);
+    assert.equal(flag(d, 'tls-port'), '-1', 'TLS listener off without certificates');
     const data = podSpec(d).volumes.find((v: any) => v.name === 'data');
     assert.ok(data.emptyDir, 'embedded store on an emptyDir by default');
     assert.deepEqual(container(d).livenessProbe.httpGet, { path: '/healthz', port: 'http' });
@@ -492,7 +492,7 @@ describe('ci/minimal-values.yaml and ci/privileged-agent-values.yaml', () => {
     assert.equal(findAll(objs, 'PodDisruptionBudget').length, 0);
     assert.equal(findAll(objs, 'NetworkPolicy').length, 0);
     assert.equal(findAll(objs, 'ConfigMap').length, 1);
-    assert.equal(flag(find(objs, 'Deployment', name('broker')), 'ws-port'), undefined);
+    assert.equal(flag(find(objs, 'Deployment', name('broker')), 'ws-port'), '-1');
   });
 
   it('privileged agent: privileged container, system-node-critical, longer grace period', async () => {
