@@ -19,6 +19,18 @@ export function loadKubeConfig(kubeconfig?: string): KubeConfig {
   if (kubeconfig) kc.loadFromFile(kubeconfig);
   else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
   else kc.loadFromDefault();
+  return allowPlainHttp(kc);
+}
+
+/**
+ * client-node 1.4 refuses http:// servers unless skipTLSVerify is set, though there is no TLS to
+ * verify (kubectl accepts them). Local API servers (devcluster, kubectl proxy) are plain http.
+ */
+export function allowPlainHttp(kc: KubeConfig): KubeConfig {
+  const clusters = kc.clusters.map((c) =>
+    c.server.startsWith('http://') ? { ...c, skipTLSVerify: true } : c,
+  );
+  (kc as unknown as { clusters: typeof clusters }).clusters = clusters;
   return kc;
 }
 

@@ -1,0 +1,245 @@
+// Test harness: devcluster + in-process aedes + an operator Controller (in-process) + fake agents.
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Aedes } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import YAML from 'yaml';
+import { type Logger, memoryLogger, silentLogger } from '../../common/log.js';
+import type { DevCluster } from '../../devcluster/index.js';
+import { DecisionBus } from '../../operator/bus.js';
+import { Controller } from '../../operator/controller.js';
+import { allowPlainHttp, type KubeApis, makeApis } from '../../operator/kube/client.js';
+import { LeaderElector } from '../../operator/kube/leader.js';
+import { createOperatorMetrics, type OperatorMetrics } from '../../operator/metrics.js';
+import { type DecisionDocument, decode, encode, topics } from '../../protocol/index.js';
+import { CRD_PATH } from './crd-validator.js';
+import { node as nodeObj, namespace as nsObj } from './fixtures.js';
+
+export const CM_NS = 'cpuburst-system';
+export const CM_NAME = 'cpu-burst-config';
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+  everyMs = 20,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+export interface TestBroker {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startAedes(port = 0): Promise<TestBroker> {
+  const broker = await Aedes.createBroker();
+  const server = net.createServer(broker.handle as any);
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  const p = (server.address() as AddressInfo).port;
+  return {
+    url: `mqtt://127.0.0.1:${p}`,
+    port: p,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => broker.close(() => r()));
+    },
+  };
+}
+
+export function kubeConfigFor(cluster: DevCluster): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromString(cluster.kubeConfig());
+  return allowPlainHttp(kc);
+}
+
+export async function seedCluster(cluster: DevCluster, nodes = ['node-a', 'node-b']): Promise<void> {
+  cluster.store.apply(YAML.parse(readFileSync(CRD_PATH, 'utf8')));
+  for (const ns of ['default', CM_NS, 'shop'])
+    cluster.store.apply(nsObj(ns, ns === 'shop' ? { team: 'shop' } : {}) as any);
+  for (const n of nodes) cluster.store.apply(nodeObj(n) as any);
+}
+
+export interface OperatorUnderTest {
+  controller: Controller;
+  bus: DecisionBus;
+  elector?: LeaderElector;
+  metrics: OperatorMetrics;
+  apis: KubeApis;
+  log: Logger;
+  lines: Array<Record<string, any>>;
+  published: DecisionDocument[];
+  stop(opts?: { release?: boolean }): Promise<void>;
+}
+
+export interface OperatorOpts {
+  identity?: string;
+  leaderElect?: boolean;
+  leaseMs?: number;
+  renewMs?: number;
+  retryMs?: number;
+  staleMs?: number;
+  resyncMs?: number;
+  memoryLog?: boolean;
+}
+
+export async function startOperator(
+  cluster: DevCluster,
+  broker: TestBroker,
+  o: OperatorOpts = {},
+): Promise<OperatorUnderTest> {
+  const identity = o.identity ?? 'op-1';
+  const { log, lines } = o.memoryLog
+    ? memoryLogger('operator')
+    : { log: silentLogger('operator'), lines: [] };
+  const apis = makeApis(kubeConfigFor(cluster));
+  const metrics = createOperatorMetrics();
+  let controller!: Controller;
+  let connectedOnce = false;
+  const bus = new DecisionBus({
+    url: broker.url,
+    clientId: `cpuburst-operator-${identity}`,
+    log,
+    onAgentMessage: (m) => controller.onAgentMessage(m),
+    onRetainedDecision: (n, d) => controller.onRetainedDecision(n, d),
+    onInvalid: (k) => controller.onInvalidAgentMessage(k),
+    onConnectionChange: (up) => {
+      if (up && connectedOnce) controller.onBrokerReconnected();
+      if (up) connectedOnce = true;
+    },
+  });
+  controller = new Controller({
+    apis,
+    publisher: bus,
+    log,
+    metrics,
+    identity,
+    configMapName: CM_NAME,
+    configMapNamespace: CM_NS,
+    resyncMs: o.resyncMs ?? 0,
+    staleMs: o.staleMs ?? 0,
+    watchTimeoutSeconds: 60,
+    scheduleCheckMs: 1000,
+  });
+  const published: DecisionDocument[] = [];
+  controller.onPublished = (d) => published.push(d);
+  controller.start();
+  await bus.connect();
+  let elector: LeaderElector | undefined;
+  if (o.leaderElect) {
+    elector = new LeaderElector({
+      api: apis.coordination,
+      name: 'cpuburst-operator',
+      namespace: CM_NS,
+      identity,
+      leaseDurationMs: o.leaseMs ?? 2000,
+      renewDeadlineMs: o.renewMs ?? 1500,
+      retryPeriodMs: o.retryMs ?? 200,
+      log,
+      onStartedLeading: () => void bus.retainedSettled.then(() => controller.setLeader(true)),
+      onStoppedLeading: () => controller.setLeader(false),
+    });
+    elector.start();
+  } else {
+    await bus.retainedSettled;
+    controller.setLeader(true);
+  }
+  return {
+    controller,
+    bus,
+    elector,
+    metrics,
+    apis,
+    log,
+    lines,
+    published,
+    stop: async ({ release = true } = {}) => {
+      if (elector) {
+        if (release) await elector.stop();
+        else (elector as any).stopped = true; // a crash: no release, timers just stop
+      }
+      await controller.stop();
+      await bus.close();
+    },
+  };
+}
+
+/** A fake agent: keeps the latest decision document per node and acks (optionally with errors). */
+export class FakeAgent {
+  readonly docs: DecisionDocument[] = [];
+  client!: MqttClient;
+  ackErrors: (doc: DecisionDocument) => Array<{ uid: string; reason: string; message: string }> = () => [];
+  autoAck = true;
+
+  constructor(
+    readonly url: string,
+    readonly node: string,
+  ) {}
+
+  async start(): Promise<void> {
+    this.client = await mqtt.connectAsync(this.url, {
+      clientId: `agent-${this.node}-${process.pid}`,
+      username: `agent:${this.node}`,
+      reconnectPeriod: 200,
+    });
+    this.client.on('message', (_t, payload) => {
+      if (payload.length === 0) return;
+      const d = decode.decisions(payload);
+      if (!d.ok) return;
+      this.docs.push(d.value);
+      if (this.autoAck) void this.ack(d.value);
+    });
+    await this.client.subscribeAsync(topics.decisions(this.node), { qos: 1 });
+  }
+
+  get latest(): DecisionDocument | undefined {
+    return this.docs.at(-1);
+  }
+
+  async ack(doc: DecisionDocument): Promise<void> {
+    const errors = this.ackErrors(doc);
+    await this.client.publishAsync(
+      topics.ack(this.node),
+      encode({
+        apiVersion: 'cpuburst.io/v1',
+        kind: 'DecisionAck',
+        node: this.node,
+        version: doc.version,
+        result: errors.length ? 'PartiallyApplied' : 'Applied',
+        time: new Date().toISOString(),
+        errors,
+      }),
+      { qos: 1 },
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.client?.endAsync(true);
+  }
+}
+
+export function podNames(doc: DecisionDocument | undefined): string[] {
+  return (doc?.pods ?? []).map((p) => `${p.namespace}/${p.name}`);
+}
