@@ -6,6 +6,14 @@ import { topicMatches } from './topic-match.js';
 
 const SHARE = '$share/';
 
+/** What identifies one published message across its per-subscriber copies. */
+export interface SharedMessage {
+  topic: string;
+  brokerId?: string;
+  brokerCounter?: number;
+  messageId?: number;
+}
+
 interface Member {
   group: string;
   filter: string;
@@ -17,8 +25,8 @@ export class SharedSubscriptions {
   /** `${group}\0${filter}` → members in join order */
   private readonly groups = new Map<string, string[]>();
   private readonly cursor = new Map<string, number>();
-  /** per message object: groupKey → chosen client id */
-  private readonly choices = new WeakMap<object, Map<string, string>>();
+  /** per message (brokerId:brokerCounter; each subscriber sees its own packet copy) → group → chosen */
+  private readonly choices = new Map<string, Map<string, string>>();
 
   /** Parses `$share/g/f`; null for a normal filter, 'invalid' for a malformed share. */
   static parse(topic: string): Member | null | 'invalid' {
@@ -88,7 +96,7 @@ export class SharedSubscriptions {
   /** Is this client's copy of `message` to be delivered? False only for shared members not chosen. */
   shouldDeliver(
     clientId: string,
-    message: { topic: string },
+    message: SharedMessage,
     plainMatch: (isShared: (f: string) => boolean) => boolean,
   ): boolean {
     const mine = this.byClient.get(clientId);
@@ -102,9 +110,14 @@ export class SharedSubscriptions {
     return !anyShared;
   }
 
-  private choose(key: string, message: object): string | undefined {
-    const perMsg = this.choices.get(message) ?? new Map<string, string>();
-    this.choices.set(message, perMsg);
+  private choose(key: string, message: SharedMessage): string | undefined {
+    const id = `${message.brokerId ?? ''}:${message.brokerCounter ?? message.messageId ?? message.topic}`;
+    const perMsg = this.choices.get(id) ?? new Map<string, string>();
+    if (!this.choices.has(id)) {
+      this.choices.set(id, perMsg);
+      // Deliveries of one message happen together; a bounded memory of recent ones is enough.
+      if (this.choices.size > 10_000) this.choices.delete(this.choices.keys().next().value!);
+    }
     let chosen = perMsg.get(key);
     if (chosen === undefined) {
       const members = this.groups.get(key) ?? [];

@@ -47,7 +47,6 @@ export function startSys(opts: {
   async function publishNow(): Promise<void> {
     const uptime = Math.floor((clock() - started) / 1000);
     await Promise.all([
-      pub('version', BROKER_VERSION, true),
       pub('uptime', String(uptime)),
       pub('datetime', new Date(clock()).toISOString()),
       pub('stats/connections/count', String(aedes.connectedClients)),
@@ -79,6 +78,7 @@ export function startSys(opts: {
   };
   aedes.on('client', onConnect);
   aedes.on('clientDisconnect', onDisconnect);
+  void pub('version', BROKER_VERSION, true);
   void publishNow();
   const timer = setInterval(() => void publishNow(), opts.intervalSec * 1000);
   timer.unref();

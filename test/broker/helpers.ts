@@ -281,3 +281,23 @@ export async function startRedis(after: After): Promise<string> {
   await waitFor('redis-server', () => child.out().includes('Ready to accept connections'), 15_000);
   return `redis://127.0.0.1:${port}`;
 }
+
+/**
+ * Cleanups collected during a test file and run (in reverse) by one root `after` hook: calling
+ * node:test's `after` from inside `before` or a test does not attach it to the file.
+ */
+export function cleanupList(after: (fn: () => Promise<void>) => void): After {
+  const fns: Array<() => unknown> = [];
+  after(async () => {
+    for (const fn of fns.reverse()) {
+      try {
+        await fn();
+      } catch {
+        // keep cleaning up
+      }
+    }
+  });
+  return (fn) => {
+    fns.push(fn);
+  };
+}

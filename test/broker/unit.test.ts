@@ -259,14 +259,14 @@ describe('shared subscriptions', () => {
     const none = () => false;
     const counts = { a: 0, b: 0 };
     for (let i = 0; i < 10; i++) {
-      const msg = { topic: 'jobs/1' };
+      const msg = { topic: 'jobs/1', brokerId: 'b', brokerCounter: i };
       const who = (['a', 'b'] as const).filter((c) => s.shouldDeliver(c, msg, none));
       assert.equal(who.length, 1);
       counts[who[0]!]++;
     }
     assert.deepEqual(counts, { a: 5, b: 5 });
     s.drop('a');
-    assert.ok(s.shouldDeliver('b', { topic: 'jobs/2' }, none));
+    assert.ok(s.shouldDeliver('b', { topic: 'jobs/2', brokerId: 'b', brokerCounter: 99 }, none));
   });
 });
 
