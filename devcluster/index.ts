@@ -31,7 +31,8 @@ export interface DevClusterOptions {
   /** a watch whose unsent output exceeds this is closed, like the real server drops slow watchers. */
   maxWatchBufferedBytes?: number;
   now?: () => Date;
-  onRequest?: (method: string, path: string, code: number) => void;
+  /** after each response: method, request URL (path + query), status code. */
+  onRequest?: (method: string, url: string, code: number) => void;
 }
 
 /** Direct access to objects for tests: writes still bump resourceVersion and notify watchers. */

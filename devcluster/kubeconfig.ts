@@ -13,10 +13,10 @@ export interface KubeconfigOptions {
 export function kubeconfigYaml(o: KubeconfigOptions): string {
   const name = o.name ?? 'devcluster';
   const cluster: Record<string, unknown> = { server: o.server };
-  if (o.server.startsWith('https:')) {
-    if (o.caPem) cluster['certificate-authority-data'] = Buffer.from(o.caPem).toString('base64');
-    else cluster['insecure-skip-tls-verify'] = true;
-  }
+  // client-node 1.4.0 refuses plain http unless skipTLSVerify is set, so http servers get the flag too.
+  if (o.server.startsWith('https:') && o.caPem)
+    cluster['certificate-authority-data'] = Buffer.from(o.caPem).toString('base64');
+  else cluster['insecure-skip-tls-verify'] = true;
   return YAML.stringify({
     apiVersion: 'v1',
     kind: 'Config',

@@ -7,6 +7,7 @@ import { ApiError, errors } from './errors.js';
 import type { Faults } from './faults.js';
 import { openapiV2Json, openapiV2Protobuf, openapiV3Doc, openapiV3Root } from './openapi.js';
 import { applyPatch, clone, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
+import { decodeK8sProtobuf } from './protobuf.js';
 import type { Registry, ResourceType } from './resources.js';
 import { apiVersionOf, typeKey } from './resources.js';
 import { combine, fieldMatcher, isMatchAll, labelMatcher } from './selectors.js';
@@ -24,7 +25,8 @@ export interface ServerContext {
   bookmarkIntervalMs: number;
   maxWatchBufferedBytes: number;
   serverAddress: () => string;
-  onRequest?: (method: string, path: string, code: number) => void;
+  /** after each response: method, request URL (path + query), status code. */
+  onRequest?: (method: string, url: string, code: number) => void;
 }
 
 interface Target {
@@ -52,15 +54,19 @@ function sendError(res: ServerResponse, err: ApiError): void {
   send(res, err.code, err.toStatus());
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
-function parseBody(raw: string, contentType: string): any {
+function parseBody(buf: Buffer, contentType: string, method: string): any {
+  if (contentType.includes('protobuf')) {
+    if (buf.length === 0 || method === 'DELETE') return undefined; // DeleteOptions: defaults are fine
+    return decodeK8sProtobuf(buf);
+  }
+  const raw = buf.toString('utf8');
   if (raw.trim() === '') return undefined;
-  if (contentType.includes('protobuf')) throw errors.unsupportedMediaType(contentType);
   try {
     return contentType.includes('yaml') ? YAML.parse(raw) : JSON.parse(raw);
   } catch (e) {
@@ -118,7 +124,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const url = new URL(req.url ?? '/', 'http://devcluster');
   const method = req.method ?? 'GET';
   const path = url.pathname.replace(/\/+$/, '') || '/';
-  res.on('finish', () => ctx.onRequest?.(method, path, res.statusCode));
+  res.on('finish', () => ctx.onRequest?.(method, req.url ?? path, res.statusCode));
   if (['/healthz', '/readyz', '/livez'].includes(path)) {
     res.writeHead(200, { 'Content-Type': 'text/plain' });
     res.end('ok');
@@ -189,7 +195,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const q = url.searchParams;
   const dryRun = q.get('dryRun') === 'All';
   const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)
-    ? parseBody(await readBody(req), String(req.headers['content-type'] ?? 'application/json'))
+    ? parseBody(await readBody(req), String(req.headers['content-type'] ?? 'application/json'), method)
     : undefined;
 
   if (!name) {

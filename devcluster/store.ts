@@ -321,6 +321,7 @@ export class Store {
     if (t.kind === 'Event') micro('eventTime', obj.eventTime);
     if (t.group === '' && t.plural === 'namespaces')
       obj.status = { phase: old?.status?.phase ?? 'Active', ...(obj.status ?? {}) };
+    if (t.group === '' && t.plural === 'secrets') obj.type ??= 'Opaque';
     if (t.group === '' && t.plural === 'pods') {
       obj.status ??= {};
       obj.status.phase ??= 'Pending';
