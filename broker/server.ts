@@ -156,9 +156,18 @@ export async function startBroker(
     cb(null);
   }
 
-  function kick(client: Client, reasonCode: number, why: string): void {
+  /** Disconnects a misbehaving client (v5 gets the reason code) and swallows its packet. */
+  function kick(
+    client: Client,
+    packet: PublishPacket,
+    reasonCode: number,
+    why: string,
+    cb: (err?: Error | null) => void,
+  ): void {
     log.warn('Disconnected client', { clientId: client.id, reasonCode, reason: why });
+    (packet as { _notAuthorized?: boolean })._notAuthorized = true;
     client.disconnect({ reasonCode });
+    cb(null);
   }
 
   const aedes = await Aedes.createBroker({
@@ -232,15 +241,25 @@ export async function startBroker(
     authorizePublish(client, packet, cb) {
       if (client) {
         const info = clients.get(client);
-        if (info && !client.closed && !info.bucket.take()) {
+        const live = !client.closed; // wills are published after close and were checked at connect
+        if (live && info && !info.bucket.take()) {
           metrics.dropped.inc({ reason: 'rate_limited' });
-          kick(client, RC.MESSAGE_RATE_TOO_HIGH, 'message rate too high');
-          return cb(new Error('message rate too high'));
+          return kick(client, packet, RC.MESSAGE_RATE_TOO_HIGH, 'message rate too high', cb);
         }
-        if (packet.payload && packet.payload.length > cfg.maxPayloadBytes) {
+        if (live && packet.payload && packet.payload.length > cfg.maxPayloadBytes) {
           metrics.dropped.inc({ reason: 'payload_too_large' });
-          kick(client, RC.PACKET_TOO_LARGE, `payload of ${packet.payload.length} bytes over the limit`);
-          return cb(new Error('payload too large'));
+          return kick(
+            client,
+            packet,
+            RC.PACKET_TOO_LARGE,
+            `payload of ${packet.payload.length} bytes over the limit`,
+            cb,
+          );
+        }
+        // mqtt-packet turns invalid UTF-8 into U+FFFD; such a topic is malformed [MQTT-1.5.3-1].
+        if (live && packet.topic.includes('\uFFFD')) {
+          metrics.dropped.inc({ reason: 'invalid_topic' });
+          return kick(client, packet, RC.TOPIC_NAME_INVALID, 'topic is not valid UTF-8', cb);
         }
       }
       let topic = packet.topic;
@@ -288,6 +307,7 @@ export async function startBroker(
 
     authorizeSubscribe(client, sub, cb) {
       const ok =
+        !sub.topic.includes('\uFFFD') &&
         !sub.topic.startsWith(DELAY_PREFIX) &&
         !sub.topic.startsWith('$share/') &&
         permitted(client, 'subscribe', sub.topic);
@@ -303,6 +323,10 @@ export async function startBroker(
       const info = clients.get(client);
       if (!info || !allowForward(info.identity, packet.topic)) return null;
       const subs = (client as unknown as { subscriptions: Record<string, Subscription> }).subscriptions;
+      // [MQTT-4.7.2-1] `#`/`+` never match $ topics; aedes' retained lookup does not enforce it.
+      if (packet.topic.startsWith('$') && !Object.keys(subs).some((f) => topicMatches(f, packet.topic))) {
+        return null;
+      }
       const deliver = shared.shouldDeliver(client.id, packet, (isShared) =>
         Object.keys(subs).some((f) => !isShared(f) && topicMatches(f, packet.topic)),
       );
