@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { memoryLogger } from '../../common/log.js';
-import { container, document, type Harness, makeHarness, podDecision } from './harness.js';
 import type { FakeCgroupFs } from '../support/fake-cgroupfs.js';
+import { container, document, type Harness, makeHarness, podDecision } from './harness.js';
 
 /** One second of load on a container: periods, throttled periods, CPU used (cores). */
 function load(fake: FakeCgroupFs, dir: string, throttled: number, cores: number) {

@@ -1,0 +1,220 @@
+// The real agent process (spawned through the CLI) against an in-process aedes broker: retained
+// decision → applied to a fake cgroupfs → ack, status, capabilities, presence; garbage ignored;
+// keeps enforcing while the broker is down; reconnects; Last Will fires when it is killed.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Aedes } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import { encode, topics, verifyAgentPassword } from '../../protocol/index.js';
+import { spawnCli } from '../support/cli.js';
+import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
+import { container, document, podDecision } from './harness.js';
+
+const KEY = 'test-agent-key-0123456789';
+const NODE = 'node-a';
+
+async function startBroker(port = 0): Promise<{ port: number; close: () => Promise<void> }> {
+  const broker = await Aedes.createBroker({
+    authenticate: (_client, username, password, done) => {
+      const ok =
+        (username === 'operator' && password?.toString() === 'op-secret') ||
+        (!!username && !!password && verifyAgentPassword(KEY, username, password));
+      done(null, ok);
+    },
+  });
+  const server = net.createServer(broker.handle as (s: net.Socket) => void);
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => broker.close(() => r()));
+    },
+  };
+}
+
+interface Msg {
+  topic: string;
+  body: any;
+  retain: boolean;
+}
+
+async function until<T>(
+  what: string,
+  fn: () => T | undefined | null | false,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('agent over MQTT (spawned process, in-process aedes)', { timeout: 120_000 }, () => {
+  let broker: Awaited<ReturnType<typeof startBroker>>;
+  let op: MqttClient;
+  let agent: ChildProcess | null = null;
+  let agentLog = '';
+  const msgs: Msg[] = [];
+  const fake = FakeCgroupFs.create({ version: 2 });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-mqtt-'));
+  const keyFile = path.join(tmp, 'agent.key');
+  fs.writeFileSync(keyFile, `${KEY}\n`);
+  const { containerDirs } = fake.addPod({
+    uid: 'mq-1',
+    qosClass: 'Burstable',
+    containers: [{ id: 'containerd://m1', quotaUs: 100000 }],
+  });
+  const c1 = containerDirs[0]!;
+  const connectOperator = (port: number) => {
+    op = mqtt.connect(`mqtt://127.0.0.1:${port}`, {
+      username: 'operator',
+      password: 'op-secret',
+      clientId: 'test-operator',
+      reconnectPeriod: 200,
+    });
+    op.on('message', (topic, payload, packet) => {
+      let body: any = null;
+      try {
+        body = payload.length ? JSON.parse(payload.toString()) : null;
+      } catch {
+        body = payload.toString();
+      }
+      msgs.push({ topic, body, retain: packet.retain });
+    });
+    return new Promise<void>((r) =>
+      op.on('connect', () => op.subscribe(topics.allAgentsFilter, { qos: 1 }, () => r())),
+    );
+  };
+  const spawnAgent = (port: number) => {
+    agentLog = '';
+    agent = spawnCli([
+      'agent',
+      `--node-name=${NODE}`,
+      `--cgroup-root=${fake.root}`,
+      `--state-dir=${path.join(tmp, 'state')}`,
+      `--proc-root=${fake.procRoot}`,
+      `--mqtt-url=mqtt://127.0.0.1:${port}`,
+      `--mqtt-agent-key-file=${keyFile}`,
+      '--interval=200',
+      '--metrics-port=-1',
+    ]);
+    agent.stdout?.on('data', (d) => {
+      agentLog += d;
+    });
+    agent.stderr?.on('data', (d) => {
+      agentLog += d;
+    });
+  };
+  const last = (kind: string) =>
+    msgs.filter((m) => m.topic === `cpuburst/v1/nodes/${NODE}/agent/${kind}`).at(-1);
+
+  before(async () => {
+    broker = await startBroker();
+    await connectOperator(broker.port);
+  });
+  after(async () => {
+    if (agent && agent.exitCode === null) agent.kill('SIGKILL');
+    op?.end(true);
+    await broker?.close().catch(() => {});
+    fake.cleanup();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('applies a retained decision, acks the version, publishes presence, capabilities and status', async () => {
+    const doc = document(10, [podDecision('mq-1', [container('app', 'containerd://m1', 1000)])]);
+    await op.publishAsync(topics.decisions(NODE), encode(doc), { qos: 1, retain: true });
+    spawnAgent(broker.port);
+    const ack = await until('ack v10', () =>
+      msgs.find((m) => m.topic === topics.ack(NODE) && m.body?.version === 10),
+    );
+    assert.equal(ack.body.result, 'Applied', agentLog);
+    assert.equal(fake.values(c1).burstUs, 100000);
+    await until('presence online', () => last('presence')?.body?.online === true);
+    const caps = await until('capabilities', () => last('capabilities'));
+    assert.equal(caps.body.cgroupVersion, 2);
+    assert.equal(caps.body.burstSupported, true);
+    assert.equal(caps.body.burstAboveQuota, false);
+    const st = await until('status', () =>
+      msgs.find((m) => m.topic === topics.status(NODE) && m.body?.appliedVersion === 10),
+    );
+    assert.equal(st.body.pods[0].phase, 'Applied');
+  });
+
+  it('ignores garbage and stale payloads; acks Rejected when the version is readable', async () => {
+    await op.publishAsync(topics.decisions(NODE), Buffer.from('{not json'), { qos: 1 });
+    await op.publishAsync(topics.decisions(NODE), encode({ version: 11, pods: 'nope' }), { qos: 1 });
+    const rej = await until('rejected ack', () =>
+      msgs.find((m) => m.topic === topics.ack(NODE) && m.body?.version === 11),
+    );
+    assert.equal(rej.body.result, 'Rejected');
+    assert.equal(rej.body.errors[0].reason, 'InvalidDocument');
+    await op.publishAsync(topics.decisions(NODE), encode(document(9, [])), { qos: 1 }); // stale: must not restore
+    const doc12 = document(12, [
+      podDecision('mq-1', [container('app', 'containerd://m1', 1000)], { cpuBurstPercent: 50 }),
+    ]);
+    await op.publishAsync(topics.decisions(NODE), encode(doc12), { qos: 1, retain: true });
+    await until('ack v12', () => msgs.find((m) => m.topic === topics.ack(NODE) && m.body?.version === 12));
+    assert.equal(fake.values(c1).burstUs, 50000);
+    assert.ok(!msgs.some((m) => m.topic === topics.ack(NODE) && m.body?.version === 9));
+    assert.match(agentLog, /Rejected invalid decision document/);
+    assert.equal(agent!.exitCode, null, 'still running');
+  });
+
+  it('keeps enforcing while the broker is down, and reconnects', async () => {
+    const port = broker.port;
+    op.end(true);
+    await broker.close();
+    await until('agent notices', () => /Disconnected from MQTT broker/.test(agentLog));
+    // The container throttles on an idle node: the loop must raise its quota with no broker.
+    let busy = 0;
+    await until('quota raised without a broker', () => {
+      const s = fake.stat(c1);
+      fake.setStat(c1, {
+        nrPeriods: s.nrPeriods + 10,
+        nrThrottled: s.nrThrottled + 10,
+        usageUs: s.usageUs + 200_000,
+      });
+      busy += 0.2;
+      fake.setProcStat(4, busy, busy * 10);
+      return fake.values(c1).quotaUs > 100000;
+    });
+    broker = await startBroker(port);
+    msgs.length = 0;
+    await connectOperator(broker.port);
+    await until('presence online after reconnect', () => last('presence')?.body?.online === true, 40_000);
+  });
+
+  it('the Last Will marks the agent offline when it is killed', async () => {
+    agent!.kill('SIGKILL');
+    await until('will', () => last('presence')?.body?.online === false, 40_000);
+  });
+
+  it('restarts without a broker decision and stops cleanly on SIGTERM, leaving cgroups as they are', async () => {
+    spawnAgent(broker.port);
+    await until(
+      'online again',
+      () => last('presence')?.body?.online === true && last('presence')!.retain === false,
+    );
+    const before = fake.values(c1);
+    agent!.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => agent!.once('exit', (c) => r(c)));
+    assert.equal(code, 0, agentLog);
+    assert.deepEqual(fake.values(c1), before);
+    await until('offline on graceful stop', () => last('presence')?.body?.online === false);
+  });
+});
