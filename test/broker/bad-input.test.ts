@@ -19,6 +19,7 @@ import {
 } from './helpers.js';
 
 const after = cleanupList(rootAfter);
+const CLIENTID_PLACEHOLDER = '$' + '{clientid}';
 let b: RunningBroker;
 let port: number;
 let bystander: MqttClient;
@@ -37,7 +38,9 @@ before(async () => {
     acl: writeFile(
       dir,
       'acl.yaml',
-      'noMatch: deny\nrules:\n  - {permission: allow, username: dev, action: all, topics: ["#"]}\n  - {permission: allow, username: guest, action: subscribe, topics: ["public/#"]}\n  - {permission: allow, username: guest, action: publish, topics: ["guests/${clientid}/#"]}\n',
+      'noMatch: deny\nrules:\n  - {permission: allow, username: dev, action: all, topics: ["#"]}\n  - {permission: allow, username: guest, action: subscribe, topics: ["public/#"]}\n  - {permission: allow, username: guest, action: publish, topics: ["guests/' +
+        CLIENTID_PLACEHOLDER +
+        '/#"]}\n',
     ),
   });
   port = b.ports.mqttPort!;
