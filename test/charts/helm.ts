@@ -75,13 +75,15 @@ function helmEnv(): NodeJS.ProcessEnv {
   };
 }
 
-export function helm(args: string[]): Promise<RunResult> {
+export function helm(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   requireTool(HELM);
-  return run(HELM, args, helmEnv());
+  return run(HELM, args, { ...helmEnv(), ...env });
 }
 
 /** Value-file and --set arguments for a render. */
 export interface RenderOptions {
+  release?: string;
+  namespace?: string;
   valuesFiles?: string[];
   set?: string[];
   includeCrds?: boolean;
@@ -98,10 +100,10 @@ function valueArgs(opts: RenderOptions): string[] {
 export async function templateText(opts: RenderOptions = {}): Promise<string> {
   const r = await helm([
     'template',
-    RELEASE,
+    opts.release ?? RELEASE,
     CHART,
     '--namespace',
-    NAMESPACE,
+    opts.namespace ?? NAMESPACE,
     ...(opts.includeCrds ? ['--include-crds'] : []),
     ...valueArgs(opts),
   ]);

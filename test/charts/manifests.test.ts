@@ -139,6 +139,9 @@ describe('default values', () => {
     assert.deepEqual(pdb.spec.selector.matchLabels, d.spec.selector.matchLabels);
     const secretVol = podSpec(d).volumes.find((v: any) => v.name === 'mqtt-credentials');
     assert.equal(secretVol.secret.secretName, name('operator-mqtt'));
+    // Non-root: the password file must be readable through the pod's fsGroup, and by nobody else.
+    assert.equal(secretVol.secret.defaultMode, 0o440);
+    assert.equal(podSpec(d).securityContext.fsGroup, podSpec(d).securityContext.runAsGroup);
   });
 
   it('agent DaemonSet: cgroup and state hostPaths, NODE_NAME, tolerations, maxUnavailable, no host namespaces', () => {
@@ -148,6 +151,7 @@ describe('default values', () => {
     assert.deepEqual(vols.cgroup.hostPath, { path: '/sys/fs/cgroup', type: 'Directory' });
     assert.deepEqual(vols.state.hostPath, { path: '/var/lib/cpuburst', type: 'DirectoryOrCreate' });
     assert.equal(vols['agent-key'].secret.secretName, name('agent-key'));
+    assert.equal(vols['agent-key'].secret.defaultMode, 0o400, 'the key is readable by root only');
     const mounts = Object.fromEntries(container(ds).volumeMounts.map((m: any) => [m.name, m]));
     assert.equal(mounts.cgroup.mountPath, '/host/sys/fs/cgroup');
     assert.notEqual(mounts.cgroup.readOnly, true, 'the cgroup mount must be writable');
