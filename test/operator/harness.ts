@@ -1,7 +1,9 @@
 // Test harness: devcluster + in-process aedes + an operator Controller (in-process) + fake agents.
-import { readFileSync } from 'node:fs';
+import { type ChildProcess, execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Aedes } from 'aedes';
@@ -15,6 +17,7 @@ import { allowPlainHttp, type KubeApis, makeApis } from '../../operator/kube/cli
 import { LeaderElector } from '../../operator/kube/leader.js';
 import { createOperatorMetrics, type OperatorMetrics } from '../../operator/metrics.js';
 import { type DecisionDocument, decode, encode, topics } from '../../protocol/index.js';
+import { REPO_ROOT } from '../support/cli.js';
 import { CRD_PATH } from './crd-validator.js';
 import { node as nodeObj, namespace as nsObj } from './fixtures.js';
 
@@ -196,12 +199,14 @@ export class FakeAgent {
   constructor(
     readonly url: string,
     readonly node: string,
+    readonly password?: string,
   ) {}
 
   async start(): Promise<void> {
     this.client = await mqtt.connectAsync(this.url, {
       clientId: `agent-${this.node}-${process.pid}`,
       username: `agent:${this.node}`,
+      password: this.password,
       reconnectPeriod: 200,
     });
     this.client.on('message', (_t, payload) => {
@@ -242,4 +247,60 @@ export class FakeAgent {
 
 export function podNames(doc: DecisionDocument | undefined): string[] {
   return (doc?.pods ?? []).map((p) => `${p.namespace}/${p.name}`);
+}
+
+export const KUBECTL = path.join(REPO_ROOT, '.tools/kubectl');
+export const HAVE_KUBECTL = existsSync(KUBECTL);
+
+/** Runs the real kubectl (v1.32.3 from `make tools`) against a kubeconfig file. */
+export function kubectl(
+  kubeconfig: string,
+  home: string,
+  args: string[],
+  stdin?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      KUBECTL,
+      [`--kubeconfig=${kubeconfig}`, `--cache-dir=${path.join(home, 'cache')}`, ...args],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home }, timeout: 60_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout: String(stdout), stderr: String(stderr) }),
+    );
+    if (stdin !== undefined) child.stdin?.end(stdin);
+  });
+}
+
+/** Collects a child's JSON log lines (stdout) so tests can find e.g. the ephemeral ports it logged. */
+export function jsonLines(child: ChildProcess): Array<Record<string, any>> {
+  const out: Array<Record<string, any>> = [];
+  let buf = '';
+  child.stdout?.on('data', (d) => {
+    buf += d;
+    let i = buf.indexOf('\n');
+    while (i >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        out.push(JSON.parse(line));
+      } catch {
+        /* not JSON */
+      }
+      i = buf.indexOf('\n');
+    }
+  });
+  return out;
+}
+
+export function exited(child: ChildProcess, timeoutMs = 15_000): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
 }

@@ -1,0 +1,210 @@
+// `cpuburst operator` as a real process: flags, then against devcluster + the real broker (with
+// credentials), driven with the real kubectl: apply a strategy, annotate a pod, see the decision and
+// the CR turn Ready; invalid CRs are rejected with the CEL message; SIGTERM releases the lease.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startBroker } from '../../broker/server.js';
+import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
+import { deriveAgentPassword } from '../../protocol/index.js';
+import { runCli, spawnCli } from '../support/cli.js';
+import { pod } from './fixtures.js';
+import {
+  CM_NS,
+  exited,
+  FakeAgent,
+  HAVE_KUBECTL,
+  jsonLines,
+  kubectl,
+  podNames,
+  seedCluster,
+  waitFor,
+} from './harness.js';
+
+describe('cpuburst operator flags', () => {
+  it('--help lists the flags and exits 0', async () => {
+    const r = await runCli(['operator', '--help']);
+    assert.equal(r.code, 0);
+    for (const f of [
+      '--kubeconfig',
+      '--mqtt-url',
+      '--mqtt-password-file',
+      '--config-map-name',
+      '--leader-elect',
+      '--probe-port',
+      '--metrics-port',
+      '--resync-seconds',
+    ])
+      assert.ok(r.stdout.includes(f), f);
+  });
+  it('a bad flag exits 2 with a message', async () => {
+    const r = await runCli(['operator', '--no-such-flag']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown flag --no-such-flag/);
+    const r2 = await runCli(['operator', '--log-level=loud']);
+    assert.equal(r2.code, 2);
+    assert.match(r2.stderr, /--log-level/);
+  });
+});
+
+describe('cpuburst operator process with kubectl, devcluster and the real broker', () => {
+  let cluster: DevCluster;
+  let broker: Awaited<ReturnType<typeof startBroker>>;
+  let dir: string;
+  let kubeconfig: string;
+  let agent: FakeAgent;
+  let child: ReturnType<typeof spawnCli> | undefined;
+  let logs: Array<Record<string, any>> = [];
+
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-operator-cli-'));
+    kubeconfig = path.join(dir, 'kubeconfig');
+    cluster = await startDevCluster({ kubeconfigPath: kubeconfig });
+    await seedCluster(cluster, ['node-a']);
+    writeFileSync(path.join(dir, 'users.yaml'), 'users:\n  - username: operator\n    password: op-secret\n');
+    writeFileSync(path.join(dir, 'agent.key'), 'agent-key-123');
+    writeFileSync(path.join(dir, 'op.pw'), 'op-secret\n');
+    broker = await startBroker({
+      host: '127.0.0.1',
+      mqttPort: 0,
+      tlsPort: -1,
+      wsPort: -1,
+      wssPort: -1,
+      httpPort: -1,
+      usersFile: path.join(dir, 'users.yaml'),
+      agentKeyFile: path.join(dir, 'agent.key'),
+    });
+    const url = `mqtt://127.0.0.1:${broker.ports.mqttPort}`;
+    agent = new FakeAgent(url, 'node-a', deriveAgentPassword('agent-key-123', 'node-a'));
+    await agent.start();
+    child = spawnCli([
+      'operator',
+      `--kubeconfig=${kubeconfig}`,
+      `--mqtt-url=${url}`,
+      `--mqtt-password-file=${path.join(dir, 'op.pw')}`,
+      `--config-map-namespace=${CM_NS}`,
+      '--identity=op-cli',
+      '--probe-port=0',
+      '--metrics-port=0',
+      '--lease-duration-seconds=3',
+      '--renew-deadline-seconds=2',
+      '--retry-period-ms=300',
+    ]);
+    logs = jsonLines(child);
+  });
+  after(async () => {
+    if (child && child.exitCode === null) {
+      child.kill('SIGKILL');
+      await exited(child);
+    }
+    await agent?.stop();
+    await broker?.close();
+    await cluster?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves probes and metrics on the ports it logs, and becomes leader', async () => {
+    const started = await waitFor(
+      'Started operator',
+      () => logs.find((l) => l.message === 'Started operator'),
+      20_000,
+    );
+    await waitFor('Became leader', () => logs.find((l) => l.message === 'Became leader'), 10_000);
+    await waitFor(
+      '/readyz 200',
+      async () => (await fetch(`http://127.0.0.1:${started.probePort}/readyz`)).status === 200,
+      10_000,
+    );
+    assert.equal((await fetch(`http://127.0.0.1:${started.probePort}/healthz`)).status, 200);
+    const m = await (await fetch(`http://127.0.0.1:${started.metricsPort}/metrics`)).text();
+    assert.match(m, /cpuburst_leader_is_leader 1/);
+    assert.match(m, /process_cpu_seconds_total/);
+  });
+
+  it('kubectl apply + annotate → decision on the node topic → CR Ready', {
+    skip: !HAVE_KUBECTL && 'kubectl not installed (run `make tools`)',
+  }, async () => {
+    cluster.store.create(pod('web-0', { labels: { app: 'web' } }) as any);
+    cluster.store.create(pod('solo') as any);
+    const home = dir;
+    const apply = await kubectl(
+      kubeconfig,
+      home,
+      ['apply', '-f', '-'],
+      [
+        'apiVersion: cpuburst.io/v1alpha1',
+        'kind: CpuBurstStrategy',
+        'metadata: {name: web}',
+        'spec: {policy: auto, cfsQuotaBurstPercent: 250, podSelector: {matchLabels: {app: web}}}',
+      ].join('\n'),
+    );
+    assert.equal(apply.code, 0, apply.stderr);
+    const ann = await kubectl(kubeconfig, home, [
+      'annotate',
+      'pod',
+      'solo',
+      'cpuburst.io/enabled=true',
+      'cpuburst.io/config={"policy":"cpuBurstOnly","cpuBurstPercent":40}',
+    ]);
+    assert.equal(ann.code, 0, ann.stderr);
+    const doc = await waitFor('both pods published', () => {
+      const d = agent.latest;
+      return podNames(d).includes('default/web-0') && podNames(d).includes('default/solo') && d;
+    });
+    assert.equal(doc.pods.find((p) => p.name === 'solo')!.config.cpuBurstPercent, 40);
+    assert.equal(doc.pods.find((p) => p.name === 'web-0')!.config.cfsQuotaBurstPercent, 250);
+    await waitFor(
+      'Ready',
+      async () => {
+        const r = await kubectl(kubeconfig, home, [
+          'get',
+          'cbs',
+          'web',
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ]);
+        return r.stdout === 'True';
+      },
+      10_000,
+      200,
+    );
+    const table = await kubectl(kubeconfig, home, ['get', 'cbs']);
+    assert.match(table.stdout, /NAME\s+POLICY\s+NODES\s+PODS\s+READY\s+AGE/);
+    assert.match(table.stdout, /web\s+auto\s+1\s+1\s+True/);
+  });
+
+  it('kubectl apply of an invalid strategy is rejected with the CEL message', {
+    skip: !HAVE_KUBECTL && 'kubectl not installed (run `make tools`)',
+  }, async () => {
+    const r = await kubectl(
+      kubeconfig,
+      dir,
+      ['apply', '-f', '-'],
+      [
+        'apiVersion: cpuburst.io/v1alpha1',
+        'kind: CpuBurstStrategy',
+        'metadata: {name: bad}',
+        'spec: {policy: auto, cfsQuotaBurstPercent: 100}',
+      ].join('\n'),
+    );
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /cfsQuotaBurstPercent must be above 100/);
+    const r2 = await kubectl(
+      kubeconfig,
+      dir,
+      ['apply', '-f', '-'],
+      'apiVersion: cpuburst.io/v1alpha1\nkind: CpuBurstStrategy\nmetadata: {name: bad2}\nspec: {policy: turbo}\n',
+    );
+    assert.notEqual(r2.code, 0);
+    assert.match(r2.stderr, /policy/);
+  });
+
+  it('SIGTERM shuts down cleanly and releases the lease', async () => {
+    child!.kill('SIGTERM');
+    assert.equal(await exited(child!), 0);
+    const lease = cluster.store.get('coordination.k8s.io/v1', 'Lease', 'cpuburst-operator', CM_NS) as any;
+    assert.equal(lease.spec.holderIdentity ?? '', '');
+  });
+});
