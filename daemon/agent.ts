@@ -17,7 +17,7 @@ import type {
 import { PROTOCOL_API_VERSION } from '../protocol/index.js';
 import type { CgroupFs } from './cgroup/fs.js';
 import { type CgroupLayout, LayoutError, resolveContainerDir, resolvePodDir } from './cgroup/layout.js';
-import { type Plan, type PlanNode, planWrites } from './cgroup/plan.js';
+import { type Plan, type PlanNode, planWrites, type Triple } from './cgroup/plan.js';
 import type { CgroupCapabilities } from './cgroup/probe.js';
 import { type CpuStat, type CpuValues, readCpu, readStat, readUsageUs } from './cgroup/read.js';
 import { executePlan } from './cgroup/write.js';
@@ -71,6 +71,8 @@ export interface RoundReport {
   statuses: PodStatus[];
   nodeState: NodeState;
   writes: number;
+  /** Final values planned for every cgroup whose plan ran to completion (for verification). */
+  planned: Map<string, Triple>;
 }
 
 const FIELD_OF = (v: CpuValues, f: OwnedFieldName): number | null =>
@@ -348,6 +350,7 @@ export class Agent {
     }
     store.save();
     let writes = 0;
+    const planned = new Map<string, Triple>();
     for (const w of work) {
       const { pod, st, plan } = w;
       if (!plan) continue;
@@ -367,6 +370,7 @@ export class Agent {
           plan.unsafe.map((u) => `${this.rel(u.dir)}:${u.field}: ${u.reason}`).join('; '),
         );
       }
+      if (!res.failure && !plan.unsafe.length) for (const [dir, t] of plan.targets) planned.set(dir, t);
       if (res.failure) {
         st.phase = 'Failed';
         st.reason = res.failure.reason;
@@ -408,7 +412,7 @@ export class Agent {
     this.dropStaleLabels(seenLabels);
     this.rounds++;
     end();
-    this.lastReport = { errors, statuses, nodeState: this.node.state, writes };
+    this.lastReport = { errors, statuses, nodeState: this.node.state, writes, planned };
     return this.lastReport;
   }
 

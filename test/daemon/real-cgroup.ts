@@ -1,0 +1,61 @@
+// Helpers for tests on the REAL cgroup v1 cpu controller: one parent of our own
+// (cpuburst-test-daemon-<pid>) under cpu (and cpuacct), always removed leaf → root.
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const V1_ROOT = '/sys/fs/cgroup';
+export const CPU = path.join(V1_ROOT, 'cpu');
+export const CPUACCT = path.join(V1_ROOT, 'cpuacct');
+
+/** null when usable, else why the real-kernel tests must skip. */
+export function realCgroupSkipReason(): string | null {
+  if (!fs.existsSync(path.join(CPU, 'cpu.cfs_quota_us'))) return `no cgroup v1 cpu controller at ${CPU}`;
+  if (!fs.existsSync(path.join(CPU, 'cpu.cfs_burst_us')))
+    return `${CPU} has no cpu.cfs_burst_us (kernel < 5.14)`;
+  try {
+    fs.accessSync(CPU, fs.constants.W_OK);
+    const probe = path.join(CPU, `cpuburst-test-daemon-probe-${process.pid}`);
+    fs.mkdirSync(probe);
+    fs.rmdirSync(probe);
+  } catch (err) {
+    return `${CPU} is not writable: ${(err as Error).message}`;
+  }
+  return null;
+}
+
+export function testParentName(tag = ''): string {
+  return `cpuburst-test-daemon-${process.pid}${tag ? `-${tag}` : ''}`;
+}
+
+/** Removes a cgroup subtree: moves member tasks to the root, then rmdir leaf → root. */
+export function removeTree(dir: string, hierarchyRoot: string): void {
+  if (!fs.existsSync(dir)) return;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true }))
+    if (e.isDirectory()) removeTree(path.join(dir, e.name), hierarchyRoot);
+  try {
+    for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      try {
+        fs.writeFileSync(path.join(hierarchyRoot, 'cgroup.procs'), pid);
+      } catch {
+        /* exited already */
+      }
+    }
+  } catch {
+    /* no procs file */
+  }
+  for (let i = 0; i < 50; i++) {
+    try {
+      fs.rmdirSync(dir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20); // tasks still exiting
+    }
+  }
+  fs.rmdirSync(dir);
+}
