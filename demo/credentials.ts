@@ -53,5 +53,7 @@ export function writeCredentials(dir: string): DemoCredentials {
   };
   const aclFile = path.join(dir, 'acl.yaml');
   fs.writeFileSync(aclFile, YAML.stringify(acl), { mode: 0o600 });
+  // Plain IoT passwords for the user to try mosquitto_pub/sub with (local demo, 0600).
+  fs.writeFileSync(path.join(dir, 'iot-users.json'), JSON.stringify(iot, null, 2), { mode: 0o600 });
   return { usersFile, aclFile, agentKeyFile, operatorPasswordFile, operatorPassword, iot };
 }
