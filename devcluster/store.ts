@@ -16,7 +16,7 @@ export interface StoreEvent {
   obj: Obj;
   old?: Obj;
   /** `{"type":..,"object":..}` serialised once and shared by every plain JSON watcher. */
-  line?: string;
+  line?: Buffer;
 }
 
 export interface Subscriber {

@@ -22,18 +22,43 @@ export interface WatchOptions {
 
 const dirty = new Set<WatchConn>();
 let flushScheduled = false;
+/** Batches identical across watchers (same type, same event range, no selector) are concatenated once. */
+let shared = new Map<string, Buffer>();
+
+let lastFlush = 0;
+let flushIntervalMs = 0;
+export let flushCount = 0;
+
+/** Minimum time between watch flushes: bigger batches (fewer writev calls) for a little latency. */
+export function setWatchFlushInterval(ms: number): void {
+  flushIntervalMs = ms;
+}
+
+function scheduleFlush(): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  const wait = lastFlush + flushIntervalMs - performance.now();
+  if (wait > 0) setTimeout(flushAll, wait);
+  else setImmediate(flushAll);
+}
 
 function flushAll(): void {
   flushScheduled = false;
+  lastFlush = performance.now();
+  flushCount++;
   for (const c of dirty) c.flush();
   dirty.clear();
+  shared = new Map();
 }
 
 export class WatchConn implements Subscriber {
   readonly key: string;
   stalled = false;
   closed = false;
-  private pending: string[] = [];
+  private pending: Buffer[] = [];
+  /** `key:firstRv:lastRv:count` while every pending line is a shared event line of an unfiltered watch. */
+  private sig: { first: number; last: number; n: number } | undefined;
+  private sigValid = true;
   private sentColumns = false;
   private timers: NodeJS.Timeout[] = [];
   onClose?: () => void;
@@ -100,12 +125,23 @@ export class WatchConn implements Subscriber {
   private emit(ev: StoreEvent, type: string, obj: Obj): void {
     // The common case (plain JSON, same event type) shares one serialisation across all watchers.
     if (!this.opts.table && type === ev.type && obj === ev.obj) {
-      ev.line ??= `${JSON.stringify({ type, object: obj })}\n`;
+      ev.line ??= Buffer.from(`${JSON.stringify({ type, object: obj })}\n`);
+      if (this.sigValid && !this.opts.filter) {
+        if (!this.sig) this.sig = { first: ev.rv, last: ev.rv, n: 1 };
+        else {
+          this.sig.last = ev.rv;
+          this.sig.n++;
+        }
+      } else this.sigValid = false;
       this.write(ev.line);
-    } else this.write(this.encode(type, obj));
+    } else {
+      this.sigValid = false;
+      this.write(this.encode(type, obj));
+    }
   }
 
   sendObject(type: string, obj: Obj): void {
+    this.sigValid = false;
     this.write(
       type === 'ERROR' || type === 'BOOKMARK'
         ? `${JSON.stringify({ type, object: obj })}\n`
@@ -113,28 +149,36 @@ export class WatchConn implements Subscriber {
     );
   }
 
-  write(line: string): void {
+  write(line: string | Buffer): void {
     if (this.closed) return;
-    this.pending.push(line);
+    if (line.length > 0) this.pending.push(typeof line === 'string' ? Buffer.from(line) : line);
     if (this.stalled) return;
     dirty.add(this);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flushAll);
-    }
+    scheduleFlush();
   }
 
   flush(): void {
     if (this.closed || this.stalled || this.pending.length === 0) return;
-    const chunk = this.pending.length === 1 ? this.pending[0]! : this.pending.join('');
+    let chunk: Buffer;
+    if (this.pending.length === 1) chunk = this.pending[0]!;
+    else if (this.sigValid && this.sig) {
+      const k = `${this.key}:${this.sig.first}:${this.sig.last}:${this.sig.n}`;
+      chunk = shared.get(k) ?? Buffer.concat(this.pending);
+      shared.set(k, chunk);
+    } else chunk = Buffer.concat(this.pending);
     this.pending = [];
+    this.sig = undefined;
+    this.sigValid = true;
     this.res.write(chunk);
     if (this.res.writableLength > this.opts.maxBufferedBytes) this.destroy();
   }
 
   stall(on: boolean): void {
     this.stalled = on;
-    if (!on && this.pending.length) this.write('');
+    if (!on && this.pending.length) {
+      dirty.add(this);
+      this.write('');
+    }
   }
 
   bookmark(extra: Obj = {}): void {
