@@ -58,7 +58,10 @@ describe('real kernel: a throttled workload', { skip: skip ?? false, timeout: 12
     let jiffies = 0;
     const idleNode = () => {
       jiffies += 100;
-      fs.writeFileSync(path.join(procRoot, 'stat'), `cpu  ${jiffies / 10} 0 0 ${jiffies * 2} 0 0 0 0 0 0\ncpu0 0\ncpu1 0\n`);
+      fs.writeFileSync(
+        path.join(procRoot, 'stat'),
+        `cpu  ${jiffies / 10} 0 0 ${jiffies * 2} 0 0 0 0 0 0\ncpu0 0\ncpu1 0\n`,
+      );
     };
     idleNode();
     const log = silentLogger();
@@ -90,7 +93,8 @@ describe('real kernel: a throttled workload', { skip: skip ?? false, timeout: 12
     }, 200);
 
     busy = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
-    for (const root of [CPU, CPUACCT]) fs.writeFileSync(path.join(root, rel, 'cgroup.procs'), String(busy.pid));
+    for (const root of [CPU, CPUACCT])
+      fs.writeFileSync(path.join(root, rel, 'cgroup.procs'), String(busy.pid));
     await until('quota raised to the 300 % ceiling', () => readCpu(nodeFs, 1, ctrDir).quotaUs === 60000);
     const stat = readStat(nodeFs, layout, ctrDir);
     assert.ok(stat.nrThrottled > 0, 'the kernel throttled it');
