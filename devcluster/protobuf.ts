@@ -71,8 +71,9 @@ function objectMeta(buf: Buffer | undefined): Record<string, unknown> {
   if (!buf) return {};
   const f = parse(buf);
   const md: Record<string, unknown> = {};
+  // gogo-protobuf writes empty strings too: empty means unset.
   const set = (k: string, v: unknown) => {
-    if (v !== undefined && !(Array.isArray(v) && v.length === 0)) md[k] = v;
+    if (v !== undefined && v !== '' && !(Array.isArray(v) && v.length === 0)) md[k] = v;
   };
   set('name', str(f, 1));
   set('generateName', str(f, 2));
@@ -85,7 +86,7 @@ function objectMeta(buf: Buffer | undefined): Record<string, unknown> {
 }
 
 function drop<T extends Record<string, unknown>>(o: T): T {
-  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  for (const k of Object.keys(o)) if (o[k] === undefined || o[k] === '') delete o[k];
   return o;
 }
 

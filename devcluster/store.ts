@@ -148,6 +148,7 @@ export class Store {
     obj.metadata ??= {};
     const md = obj.metadata;
     if (t.namespaced) {
+      if (md.namespace === '') delete md.namespace;
       const namespace = md.namespace ?? ns ?? 'default';
       if (ns && md.namespace && md.namespace !== ns)
         throw errors.badRequest(

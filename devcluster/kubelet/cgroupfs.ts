@@ -170,6 +170,11 @@ export class CgroupFs {
     fs.writeFileSync(path.join(this.dir('cpu', rel), file), `${value}`);
   }
 
+  /** Writes a control file of the demo parent itself (above kubepods). */
+  writeParent(file: string, value: string | number): void {
+    fs.writeFileSync(path.join(this.parentDir('cpu'), file), `${value}`);
+  }
+
   read(ctl: Controller, rel: string, file: string): string {
     return fs.readFileSync(path.join(this.dir(ctl, rel), file), 'utf8').trim();
   }

@@ -3,6 +3,7 @@
 // deletion, on stop, and (synchronously) on process exit.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { KubeConfig, V1Container, V1ContainerStatus, V1Pod, V1PodStatus } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../../common/log.js';
@@ -34,6 +35,8 @@ export interface MiniKubeletOptions {
   logDir: string;
   nodeLabels?: Record<string, string>;
   resyncMs?: number;
+  /** cpu.shares of the demo parent (default 16384: the demo node wins against host noise). */
+  parentShares?: number;
   log?: Logger;
 }
 
@@ -105,6 +108,11 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
   const cg = new CgroupFs({ root, parent: `${base}-${process.pid}`, fake });
   cg.ensure('');
   for (const q of ['burstable', 'besteffort']) cg.ensure(q);
+  // kubepods weighs like the node's allocatable CPUs (as the kubelet sets it); the demo parent gets
+  // more, so the demo node is not starved by whatever else the host is running.
+  cg.write('', 'cpu.shares', os.cpus().length * 1024);
+  cg.write('besteffort', 'cpu.shares', 2);
+  cg.writeParent('cpu.shares', opts.parentShares ?? 16384);
   fs.mkdirSync(opts.logDir, { recursive: true });
 
   // Last line of defence: whatever happens, no process and no cgroup of ours survives us.
