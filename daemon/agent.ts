@@ -88,6 +88,8 @@ export class Agent {
   private ring: Array<{ tMs: number; ps: ProcStatSample; exclUs: number }> = [];
   private node: NodeStateResult = { state: 'unknown', ratio: null, excessCores: 0 };
   private labelKeys = new Map<string, Record<string, string>>();
+  /** Resolved container dirs (podDir|containerID → dir), re-checked for existence every round. */
+  private ctrDirs = new Map<string, string>();
   private readonly clock: () => number;
 
   constructor(private readonly d: AgentDeps) {
@@ -222,11 +224,14 @@ export class Agent {
           skipped.push(`${c.name}: no CPU limit`);
           continue;
         }
-        let dir: string | null;
-        try {
-          dir = resolveContainerDir(fs, layout, podDir, c.containerID);
-        } catch {
-          dir = null;
+        let dir: string | null = this.ctrDirs.get(`${podDir}|${c.containerID}`) ?? null;
+        if (!dir || !fs.exists(dir)) {
+          try {
+            dir = resolveContainerDir(fs, layout, podDir, c.containerID);
+          } catch {
+            dir = null;
+          }
+          if (dir) this.ctrDirs.set(`${podDir}|${c.containerID}`, dir);
         }
         if (!dir) {
           err(pod, 'CgroupNotFound', `container ${c.name} (${c.containerID}) has no cgroup in ${podDir}`);
@@ -409,6 +414,7 @@ export class Agent {
     store.save();
     // A sample not refreshed this round is stale (pod left, policy none): a later delta would span the gap.
     if (sample) for (const k of this.samples.keys()) if (!sampled.has(k)) this.samples.delete(k);
+    if (this.ctrDirs.size > 4 * (sampled.size + 16)) this.ctrDirs.clear();
     this.dropStaleLabels(seenLabels);
     this.rounds++;
     end();
@@ -505,7 +511,11 @@ export class Agent {
     const { fs, layout, caps } = this.d;
     const managed = new Set(ctrNodes.map((n) => path.basename(n.dir)));
     const others: CpuValues[] = [];
-    if (layout.version === 1)
+    // Unmanaged children only constrain a change of the pod's own quota/period (v1 hierarchy rule).
+    const podBandwidthChanges =
+      (podNode.target.quotaUs !== undefined && podNode.target.quotaUs !== podNode.current.quotaUs) ||
+      (podNode.target.periodUs !== undefined && podNode.target.periodUs !== podNode.current.periodUs);
+    if (layout.version === 1 && podBandwidthChanges)
       for (const name of fs.listDirs(podNode.dir)) {
         if (managed.has(name)) continue;
         const v = this.tryRead(path.join(podNode.dir, name));
@@ -657,9 +667,12 @@ export class Agent {
     const lbl = { namespace: pod.namespace, pod: pod.name, uid: pod.uid, container };
     if (ratio !== null) m.throttleRatio.set(lbl, ratio);
     const pos = (x: number) => Math.max(x, 0);
-    m.throttledSeconds.inc(lbl, pos(cur.throttledUs - prev.throttledUs) / 1e6);
-    m.bursts.inc(lbl, pos(cur.nrBursts - prev.nrBursts));
-    m.burstSeconds.inc(lbl, pos(cur.burstUs - prev.burstUs) / 1e6);
+    const thr = pos(cur.throttledUs - prev.throttledUs);
+    const nb = pos(cur.nrBursts - prev.nrBursts);
+    const bt = pos(cur.burstUs - prev.burstUs);
+    if (thr) m.throttledSeconds.inc(lbl, thr / 1e6);
+    if (nb) m.bursts.inc(lbl, nb);
+    if (bt) m.burstSeconds.inc(lbl, bt / 1e6);
     this.trackLabels(`ctr|${pod.uid}|${container}`, lbl, seen);
   }
 

@@ -51,7 +51,12 @@ export function formatCpuMax(quotaUs: number, periodUs: number): string {
 export function readCpu(fs: CgroupFs, version: CgroupVersion, dir: string): CpuValues {
   let burstUs: number | null = null;
   const bf = path.join(dir, burstFile(version));
-  if (fs.exists(bf)) burstUs = int(fs.read(bf), bf);
+  try {
+    burstUs = int(fs.read(bf), bf);
+  } catch (err) {
+    // No burst file (kernel < 5.14) is normal; anything else (cgroup gone) surfaces below.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
   if (version === 2) {
     const { quotaUs, periodUs } = parseCpuMax(fs.read(path.join(dir, FILES[2].max)));
     return { periodUs, quotaUs, burstUs };
@@ -93,12 +98,13 @@ export function readStat(fs: CgroupFs, layout: CgroupLayout, dir: string): CpuSt
 }
 
 function readV1Usage(fs: CgroupFs, layout: CgroupLayout, dir: string): number | null {
-  for (const d of [dir, cpuacctDir(layout, dir)]) {
+  const dirs = layout.cpuacctRoot ? [cpuacctDir(layout, dir)] : [dir];
+  for (const d of dirs) {
     const f = path.join(d, 'cpuacct.usage');
     try {
-      if (fs.exists(f)) return Math.floor(int(fs.read(f), 'cpuacct.usage') / 1000);
+      return Math.floor(int(fs.read(f), 'cpuacct.usage') / 1000);
     } catch {
-      /* try the next location */
+      /* not readable: usage unknown */
     }
   }
   return null;

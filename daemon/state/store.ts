@@ -47,6 +47,8 @@ export function writeFileAtomic(file: string, data: string): void {
 export class StateStore {
   private cgroups = new Map<string, OwnedCgroup>();
   private dirty = false;
+  /** uid → dirs, rebuilt lazily after any change (rounds look pods up by uid). */
+  private index: Map<string, string[]> | null = null;
 
   constructor(
     readonly dir: string,
@@ -63,6 +65,7 @@ export class StateStore {
       if (parsed.apiVersion !== 'cpuburst.io/agent-state/v1' || typeof parsed.cgroups !== 'object')
         throw new Error('unknown state format');
       this.cgroups = new Map(Object.entries(parsed.cgroups));
+      this.index = null;
     } catch (err) {
       const aside = `${file}.corrupt-${Date.now()}`;
       fs.renameSync(file, aside);
@@ -92,12 +95,26 @@ export class StateStore {
     return [...this.cgroups];
   }
 
-  podUids(): Set<string> {
-    return new Set([...this.cgroups.values()].map((c) => c.podUid));
+  private byPod(): Map<string, string[]> {
+    if (!this.index) {
+      this.index = new Map();
+      for (const [dir, c] of this.cgroups) {
+        const l = this.index.get(c.podUid);
+        if (l) l.push(dir);
+        else this.index.set(c.podUid, [dir]);
+      }
+    }
+    return this.index;
   }
 
+  podUids(): Set<string> {
+    return new Set(this.byPod().keys());
+  }
+
+  /** The pod's owned cgroups, the pod dir first. */
   dirsOfPod(uid: string): Array<[string, OwnedCgroup]> {
-    return [...this.cgroups].filter(([, c]) => c.podUid === uid);
+    const out = (this.byPod().get(uid) ?? []).map((d) => [d, this.cgroups.get(d)!] as [string, OwnedCgroup]);
+    return out.sort((a, b) => (a[1].role === 'pod' ? -1 : 0) - (b[1].role === 'pod' ? -1 : 0));
   }
 
   /** Takes ownership of a field before its first write (original = the value found). */
@@ -112,6 +129,7 @@ export class StateStore {
     if (!c) {
       c = { ...owner, fields: {} };
       this.cgroups.set(dir, c);
+      this.index = null;
     }
     const f = c.fields[field];
     if (!f) c.fields[field] = { original: current, written: current, pending };
@@ -142,11 +160,15 @@ export class StateStore {
     if (!c) return;
     delete c.fields[field];
     if (Object.keys(c.fields).length === 0) this.cgroups.delete(dir);
+    this.index = null;
     this.dirty = true;
   }
 
   forget(dir: string): void {
-    if (this.cgroups.delete(dir)) this.dirty = true;
+    if (this.cgroups.delete(dir)) {
+      this.dirty = true;
+      this.index = null;
+    }
   }
 
   saveDocument(doc: DecisionDocument): void {
