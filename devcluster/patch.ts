@@ -136,7 +136,7 @@ export function jsonPatch(doc: Json, ops: Json): Json {
 }
 
 /** Merge keys of the list fields kubectl patches on built-ins (from the Go struct tags). */
-const MERGE_KEYS: Record<string, string> = {
+export const MERGE_KEYS: Record<string, string> = {
   containers: 'name',
   initContainers: 'name',
   ephemeralContainers: 'name',

@@ -5,8 +5,9 @@ import YAML from 'yaml';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, serverVersion } from './discovery.js';
 import { ApiError, errors } from './errors.js';
 import type { Faults } from './faults.js';
+import { managerFor, recordUpdate, serverSideApply } from './managed-fields.js';
 import { openapiV2Json, openapiV2Protobuf, openapiV3Doc, openapiV3Root } from './openapi.js';
-import { applyPatch, clone, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
+import { clone, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { decodeK8sProtobuf } from './protobuf.js';
 import type { Registry, ResourceType } from './resources.js';
 import { apiVersionOf, typeKey } from './resources.js';
@@ -211,6 +212,12 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
           throw errors.badRequest('the body of the request is empty or not an object');
         checkKind(t, body);
         strictFields(t, body, q, res);
+        recordUpdate(
+          managerFor(q.get('fieldManager'), req.headers['user-agent']),
+          undefined,
+          body,
+          ctx.now(),
+        );
         return send(res, 201, ctx.store.create(t, ns, body, { dryRun }));
       }
       case 'DELETE': {
@@ -256,6 +263,8 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
         throw errors.badRequest('the body of the request is empty or not an object');
       checkKind(t, body);
       strictFields(t, body, q, res);
+      const live = ctx.store.get(t, ns, name);
+      recordUpdate(managerFor(q.get('fieldManager'), req.headers['user-agent']), live, body, ctx.now(), sub);
       return send(res, 200, ctx.store.update(t, ns, name, body, { subresource: sub, dryRun }));
     }
     case 'PATCH':
@@ -425,15 +434,27 @@ async function patch(
     if (!existing) {
       if (sub) throw errors.notFound(t.plural, t.group, name);
       strictFields(t, body, q, res);
-      const created = ctx.store.create(
-        t,
-        ns,
-        { ...body, metadata: { ...(body.metadata ?? {}), name } },
-        { dryRun },
+      const fresh = { ...body, metadata: { ...(body.metadata ?? {}), name } };
+      const owned = serverSideApply(
+        { apiVersion: apiVersionOf(t), kind: t.kind, metadata: {} },
+        fresh,
+        q.get('fieldManager')!,
+        true,
+        ctx.now(),
       );
+      fresh.metadata.managedFields = owned.metadata.managedFields;
+      const created = ctx.store.create(t, ns, fresh, { dryRun });
       return send(res, 201, created);
     }
-    const merged = applyPatch(clone(existing), body);
+    const force = q.get('force') === 'true';
+    const merged = serverSideApply(
+      existing,
+      body,
+      managerFor(q.get('fieldManager'), undefined),
+      force,
+      ctx.now(),
+      sub,
+    );
     merged.metadata.resourceVersion = body.metadata?.resourceVersion ?? existing.metadata.resourceVersion;
     return send(res, 200, ctx.store.update(t, ns, name, merged, { subresource: sub, dryRun }));
   }
@@ -461,6 +482,7 @@ async function patch(
     typeof body === 'object' && !Array.isArray(body) ? body?.metadata?.resourceVersion : undefined;
   if (sentRv === undefined)
     next.metadata = { ...(next.metadata ?? {}), resourceVersion: existing.metadata.resourceVersion };
+  recordUpdate(managerFor(q.get('fieldManager'), req.headers['user-agent']), existing, next, ctx.now(), sub);
   return send(res, 200, ctx.store.update(t, ns, name, next, { subresource: sub, dryRun }));
 }
 

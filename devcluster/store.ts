@@ -221,6 +221,9 @@ export class Store {
     }
     // Immutable/server-owned metadata.
     const nmd = next.metadata;
+    if (obj.metadata?.managedFields !== undefined) nmd.managedFields = obj.metadata.managedFields;
+    else if (old.metadata.managedFields) nmd.managedFields = old.metadata.managedFields;
+    if (!nmd.managedFields?.length) delete nmd.managedFields;
     nmd.name = old.metadata.name;
     if (old.metadata.namespace) nmd.namespace = old.metadata.namespace;
     else delete nmd.namespace;

@@ -478,3 +478,53 @@ describe('leases and events', () => {
     assert.equal(ev.status, 201);
   });
 });
+
+describe('server-side apply (approximate)', () => {
+  const base = '/api/v1/namespaces/default/configmaps';
+  const apply = (body: unknown, manager: string, force = false) =>
+    request(u, 'PATCH', `${base}/ssa?fieldManager=${manager}${force ? '&force=true' : ''}`, body, {
+      'Content-Type': 'application/apply-patch+yaml',
+    });
+  const cfg = (data: Record<string, string>) => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'ssa' },
+    data,
+  });
+
+  it('creates, tracks managedFields, conflicts on fields another manager changed, removes dropped fields', async () => {
+    const c = await apply(cfg({ x: '1', z: '2' }), 'm1');
+    assert.equal(c.status, 201, JSON.stringify(c.body));
+    assert.deepEqual(c.body.metadata.managedFields[0].fieldsV1, { 'f:data': { 'f:x': {}, 'f:z': {} } });
+    const again = await apply(cfg({ x: '1', z: '2' }), 'm1');
+    assert.equal(
+      again.body.metadata.resourceVersion,
+      c.body.metadata.resourceVersion,
+      'a no-op apply is a no-op',
+    );
+    await request(
+      u,
+      'PATCH',
+      `${base}/ssa?fieldManager=editor`,
+      { data: { x: '9' } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    const conflict = await apply(cfg({ x: '1', z: '2' }), 'm1');
+    assert.equal(conflict.status, 409);
+    assert.match(
+      conflict.body.message,
+      /Apply failed with 1 conflict: conflict with "editor" using v1: \.data\.x/,
+    );
+    const forced = await apply(cfg({ x: '1' }), 'm1', true);
+    assert.equal(forced.status, 200);
+    assert.deepEqual(
+      forced.body.data,
+      { x: '1' },
+      'z dropped from the applied config and owned by nobody else → removed',
+    );
+    const noManager = await request(u, 'PATCH', `${base}/ssa`, cfg({}), {
+      'Content-Type': 'application/apply-patch+yaml',
+    });
+    assert.equal(noManager.status, 400);
+  });
+});
