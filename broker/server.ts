@@ -1,5 +1,6 @@
 // startBroker(config): aedes plus everything around it — auth chain, control-plane rules and the
 // user ACL, limits, shared subscriptions, delayed publish, $SYS, metrics, listeners and HTTP API.
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes';
 import mqttPacket from 'mqtt-packet';
@@ -171,7 +172,9 @@ export async function startBroker(
   }
 
   const aedes = await Aedes.createBroker({
-    id: cfg.brokerId,
+    // Unique per start: persistence keys queued messages by (broker id, counter), and the counter
+    // restarts at 0, so a fixed id would overwrite messages queued before a restart.
+    id: `${cfg.brokerId}-${randomBytes(4).toString('hex')}`,
     persistence: store.persistence,
     mq: store.mq,
     maximumPacketSize: cfg.maxPayloadBytes + 70_000, // header room; the payload is checked exactly below

@@ -88,7 +88,7 @@ describe('HTTP API', () => {
       .map((s: { topic: string }) => s.topic)
       .sort();
     assert.deepEqual(mine, ['$share/grp/jobs/#', 'api/#']);
-    const closed = new Promise((r) => c.once('close', r));
+    const closed = new Promise<void>((r) => c.once('close', () => r()));
     assert.equal((await call('DELETE', '/api/v5/clients/api-client')).status, 204);
     await closed;
   });
@@ -107,7 +107,7 @@ describe('HTTP API', () => {
     assert.equal(await connectError(b.ports.mqttPort!, { clientId: 'bad-dev' }), 0);
     // an IP ban also drops the clients already connected from there
     const c = await connect(after, b.ports.mqttPort!, { clientId: 'ip-victim' });
-    const closed = new Promise((r) => c.once('close', r));
+    const closed = new Promise<void>((r) => c.once('close', () => r()));
     await call('POST', '/api/v5/banned', { as: 'ip', who: '127.0.0.1', duration: 60 });
     await closed;
     assert.equal(await connectError(b.ports.mqttPort!, { clientId: 'other' }), 5);
