@@ -64,6 +64,8 @@ interface PodWork {
   st: PodStatus;
   plan?: Plan;
   nodes?: PlanNode[];
+  /** Owned container dirs no longer managed, restored by this pod's plan. */
+  stale?: string[];
 }
 
 export interface RoundReport {
@@ -327,6 +329,19 @@ export class Agent {
           },
         };
       });
+      // Containers we changed that are no longer managed (left the document, lost their limit,
+      // stopped running): restored within the pod's plan.
+      const managed = new Set(w.containers.map((c) => c.dir));
+      const staleConflicts: string[] = [];
+      for (const [dir, o] of store.dirsOfPod(w.pod.uid)) {
+        if (o.role !== 'container' || managed.has(dir)) continue;
+        const n = this.restoreNode(dir, staleConflicts);
+        if (n) {
+          ctrNodes.push(n);
+          w.stale = [...(w.stale ?? []), dir];
+        }
+      }
+      if (staleConflicts.length) w.st.conflicts = staleConflicts;
       const podOwned = store.get(w.podDir);
       const podOrig = podOwned?.fields.quota?.original ?? w.podCur.quotaUs;
       let podQuota: number | undefined;
@@ -338,11 +353,10 @@ export class Agent {
         }
         podQuota = Math.max(podOrig, Math.ceil(sum));
       }
-      const bursts = ctrNodes.map((n, i) =>
-        out.targets.get(w.containers[i]!.dir)!.burstUs !== undefined ? n.target.burstUs : undefined,
-      );
-      const podBurst = bursts.some((b) => b !== undefined)
-        ? bursts.reduce<number>((s, b, i) => s + (b ?? ctrNodes[i]!.current.burstUs ?? 0), 0)
+      // Pod burst = Σ container bursts (Koordinator's rule); the planner clamps it to the pod quota.
+      const burstEnabled = w.containers.some((c) => out.targets.get(c.dir)!.burstUs !== undefined);
+      const podBurst = burstEnabled
+        ? ctrNodes.reduce((sum, n) => sum + (n.target.burstUs ?? n.current.burstUs ?? 0), 0)
         : podOwned?.fields.burst?.original;
       const podNode: PlanNode = {
         dir: w.podDir,
@@ -375,7 +389,10 @@ export class Agent {
           plan.unsafe.map((u) => `${this.rel(u.dir)}:${u.field}: ${u.reason}`).join('; '),
         );
       }
-      if (!res.failure && !plan.unsafe.length) for (const [dir, t] of plan.targets) planned.set(dir, t);
+      if (!res.failure && !plan.unsafe.length) {
+        for (const [dir, t] of plan.targets) planned.set(dir, t);
+        for (const dir of w.stale ?? []) store.forget(dir);
+      }
       if (res.failure) {
         st.phase = 'Failed';
         st.reason = res.failure.reason;
@@ -437,30 +454,7 @@ export class Agent {
       return { restored: false, conflicts: [] };
     }
     const conflicts: string[] = [];
-    const nodeFor = (dir: string): PlanNode | null => {
-      const cur = this.tryRead(dir);
-      if (!cur) return null;
-      const target: PlanNode['target'] = {};
-      const o = store.get(dir);
-      for (const f of ['quota', 'period', 'burst'] as const) {
-        const of = o?.fields[f];
-        if (!of) continue;
-        const now = FIELD_OF(cur, f);
-        if (now === null) continue;
-        if (isOurs(of, now)) target[`${f}Us` as 'quotaUs'] = of.original;
-        else {
-          conflicts.push(`${this.rel(dir)}:${f}`);
-          this.d.metrics.conflicts.inc({ field: f });
-          log.warn('Cgroup value changed by another writer, leaving it', {
-            dir,
-            field: f,
-            value: now,
-            lastWritten: of.written,
-          });
-        }
-      }
-      return { dir, current: cur, target };
-    };
+    const nodeFor = (dir: string) => this.restoreNode(dir, conflicts);
     const podNode = nodeFor(podDir);
     if (!podNode) return { restored: false, conflicts };
     const ctrNodes = owned
@@ -502,6 +496,33 @@ export class Agent {
   }
 
   // ---- helpers ---------------------------------------------------------------------------------
+
+  /** Plan node putting back the originals of the fields we own; foreign values are left (conflict). */
+  private restoreNode(dir: string, conflicts: string[]): PlanNode | null {
+    const cur = this.tryRead(dir);
+    if (!cur) return null;
+    const target: PlanNode['target'] = {};
+    const o = this.d.store.get(dir);
+    for (const f of ['quota', 'period', 'burst'] as const) {
+      const of = o?.fields[f];
+      if (!of) continue;
+      const now = FIELD_OF(cur, f);
+      if (now === null) continue;
+      if (isOurs(of, now)) target[`${f}Us` as 'quotaUs'] = of.original;
+      else {
+        conflicts.push(`${this.rel(dir)}:${f}`);
+        this.d.metrics.conflicts.inc({ field: f });
+        this.d.store.forgetField(dir, f);
+        this.d.log.warn('Cgroup value changed by another writer, leaving it', {
+          dir,
+          field: f,
+          value: now,
+          lastWritten: of.written,
+        });
+      }
+    }
+    return { dir, current: cur, target };
+  }
 
   private plan(
     podNode: PlanNode,

@@ -277,6 +277,75 @@ describe('agent bad input', () => {
   });
 });
 
+describe('agent container kinds and write errors', () => {
+  const { log, lines } = memoryLogger('agent');
+  const h = makeHarness({ version: 2 }, log);
+  after(() => h.cleanup());
+  const { fake } = h;
+
+  it('manages running init and sidecar containers too (#2988), never exited ones', () => {
+    const { containerDirs, podDir } = fake.addPod({
+      uid: 'kinds',
+      qosClass: 'Burstable',
+      containers: [
+        { id: 'containerd://init1', quotaUs: 300000 },
+        { id: 'containerd://side1', quotaUs: 50000 },
+        { id: 'containerd://app1', quotaUs: 100000 },
+      ],
+      quotaUs: 300000,
+    });
+    const res = h.agent.apply(
+      document(1, [
+        podDecision('kinds', [
+          container('init', 'containerd://init1', 3000, { kind: 'init', running: false }),
+          container('side', 'containerd://side1', 500, { kind: 'sidecar' }),
+          container('app', 'containerd://app1', 1000),
+        ]),
+      ]),
+    );
+    assert.deepEqual(res.errors, []);
+    assert.equal(fake.values(containerDirs[0]!).burstUs, 0, 'exited init container untouched');
+    assert.equal(fake.values(containerDirs[1]!).burstUs, 50000, 'sidecar');
+    assert.equal(fake.values(containerDirs[2]!).burstUs, 100000, 'app');
+    assert.equal(fake.values(podDir).quotaUs, 300000, 'pod keeps the kubelet value (max with init)');
+    assert.equal(fake.values(podDir).burstUs, 150000);
+    const initRunning = h.agent.apply(
+      document(2, [
+        podDecision('kinds', [
+          container('init', 'containerd://init1', 3000, { kind: 'init', running: true }),
+          container('side', 'containerd://side1', 500, { kind: 'sidecar' }),
+        ]),
+      ]),
+    );
+    assert.deepEqual(initRunning.errors, []);
+    assert.equal(fake.values(containerDirs[0]!).burstUs, 300000, 'running init container bursts');
+    assert.equal(fake.values(containerDirs[2]!).burstUs, 0, 'container gone from the document: restored');
+  });
+
+  it('EACCES is reported as PermissionDenied, nothing after it is written', () => {
+    const { containerDirs } = fake.addPod({
+      uid: 'ro',
+      qosClass: 'Burstable',
+      containers: [{ id: 'containerd://ro1', quotaUs: 100000 }],
+    });
+    const before = fake.writeLog.length;
+    fake.beforeWrite = () => {
+      const e = new Error('EACCES: permission denied') as NodeJS.ErrnoException;
+      e.code = 'EACCES';
+      throw e;
+    };
+    const res = h.agent.apply(document(3, [podDecision('ro', [container('a', 'containerd://ro1', 1000)])]));
+    fake.beforeWrite = null;
+    assert.ok(
+      res.errors.some((e) => e.reason === 'PermissionDenied'),
+      JSON.stringify(res.errors),
+    );
+    assert.equal(fake.writeLog.length, before);
+    assert.equal(fake.values(containerDirs[0]!).burstUs, 0);
+    assert.ok(lines.some((l) => l.message === 'Failed to write cgroup value' && l.code === 'EACCES'));
+  });
+});
+
 describe('agent on an Alibaba-Cloud-Linux-like kernel (burst > quota accepted)', () => {
   const h = makeHarness({ version: 1, burstAboveQuota: true });
   after(() => h.cleanup());
