@@ -16,7 +16,6 @@ after(() => {
   for (const c of children) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
-const haveKubectl = existsSync(path.join(import.meta.dirname, '../../.tools/kubectl'));
 
 async function start(
   args: string[],
@@ -69,11 +68,9 @@ describe('cpuburst devcluster', () => {
         .on('error', reject),
     );
     assert.equal(anon, 401, 'no token → 401 (and the CA in the kubeconfig verifies the server certificate)');
-    if (haveKubectl) {
-      const r = await kubectl(kc, dir, ['get', 'ns', 'default', '-o', 'name']);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout.trim(), 'namespace/default');
-    }
+    const r = await kubectl(kc, dir, ['get', 'ns', 'default', '-o', 'name']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'namespace/default');
     const bad = new KubeConfig();
     bad.loadFromString(readFileSync(kc, 'utf8').replace('s3cret', 'wrong'));
     await assert.rejects(bad.makeApiClient(CoreV1Api).listNamespace(), (e: any) => e.code === 401);
