@@ -21,7 +21,16 @@ import { type KubeObject, Reflector } from './kube/reflector.js';
 import { WorkQueue } from './kube/workqueue.js';
 import type { OperatorMetrics } from './metrics.js';
 import { type ClusterBurstConfig, DEFAULT_FULL_CONFIG, parseConfigMapData } from './planner/config.js';
-import { contentKey, type NodeContent, type Plan, plan } from './planner/plan.js';
+import {
+  contentKey,
+  mergeParts,
+  type NodeContent,
+  type NodePart,
+  type Plan,
+  type PlanContext,
+  planContext,
+  planNode,
+} from './planner/plan.js';
 import type { PodLike } from './planner/pods.js';
 import { canonical, computeStatus, type NodeFeedback, sameStatus } from './planner/status.js';
 import { type CpuBurstStrategy, CRD_GROUP, CRD_KIND, CRD_PLURAL, CRD_VERSION } from './types.js';
@@ -66,6 +75,12 @@ export class Controller {
   private clusterConfig: ClusterBurstConfig | null = null;
   private configError: string | undefined;
   private lastPlan: Plan | undefined;
+  // Incremental planning: the pod-independent context, one part per node, and what is dirty.
+  private ctx: PlanContext | undefined;
+  private readonly parts = new Map<string, NodePart>();
+  private readonly podsByNode = new Map<string, Map<string, PodLike>>();
+  private readonly dirtyNodes = new Set<string>();
+  private fullPlan = true;
   /** Per node: what the broker holds (retained) or we last published, whichever is newer. */
   private readonly published = new Map<string, Published>();
   private readonly acks = new Map<string, AckMessage>();
@@ -150,18 +165,43 @@ export class Controller {
 
     const labelsChanged = (obj: Obj, old?: Obj) =>
       !old || canonical(obj.metadata?.labels ?? {}) !== canonical(old.metadata?.labels ?? {});
+    const replanAll = () => {
+      this.fullPlan = true;
+      this.queue.add('plan');
+    };
     this.strategies.on('change', (type: string, obj: Obj, old?: Obj) => {
       if (type === 'MODIFIED' && old && old.metadata?.generation === obj.metadata?.generation)
         this.queue.add(`strategy/${obj.metadata?.name}`);
-      else this.queue.add('plan');
+      else replanAll();
     });
     this.nodes.on('change', (type: string, obj: Obj, old?: Obj) => {
-      if (type !== 'MODIFIED' || labelsChanged(obj, old)) this.queue.add('plan');
+      if (type !== 'MODIFIED' || labelsChanged(obj, old)) replanAll();
     });
     this.namespaces.on('change', (type: string, obj: Obj, old?: Obj) => {
-      if (type !== 'MODIFIED' || labelsChanged(obj, old)) this.queue.add('plan');
+      if (type !== 'MODIFIED' || labelsChanged(obj, old)) replanAll();
     });
-    this.pods.on('change', () => this.queue.add('plan'));
+    this.pods.on('change', (type: string, obj: Obj, old?: Obj) => {
+      const key = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+      const from = old?.spec?.nodeName as string | undefined;
+      const to = obj.spec?.nodeName as string | undefined;
+      if (from) {
+        this.podsByNode.get(from)?.delete(key);
+        this.dirtyNodes.add(from);
+      }
+      if (to && type !== 'DELETED') {
+        let m = this.podsByNode.get(to);
+        if (!m) {
+          m = new Map();
+          this.podsByNode.set(to, m);
+        }
+        m.set(key, obj as PodLike);
+        this.dirtyNodes.add(to);
+      } else if (to) {
+        this.podsByNode.get(to)?.delete(key);
+        this.dirtyNodes.add(to);
+      }
+      this.queue.add('plan');
+    });
     this.configMaps.on('change', () => this.queue.add('configmap'));
     for (const r of this.reflectors())
       r.on('synced', () => this.queue.add(r === this.configMaps ? 'configmap' : 'plan'));
@@ -185,7 +225,13 @@ export class Controller {
 
   start(): void {
     for (const r of this.reflectors()) r.start();
-    this.scheduleTimer = setInterval(() => this.queue.add('plan'), this.o.scheduleCheckMs ?? 30_000);
+    // Schedule windows open and close with time alone: re-plan everything when any strategy has one.
+    this.scheduleTimer = setInterval(() => {
+      if ([...this.strategies.cache.values()].some((s) => s.spec?.schedule)) {
+        this.fullPlan = true;
+        this.queue.add('plan');
+      }
+    }, this.o.scheduleCheckMs ?? 30_000);
     this.scheduleTimer.unref();
   }
 
@@ -201,15 +247,15 @@ export class Controller {
     this.o.metrics.leader.set(leading ? 1 : 0);
     if (leading) {
       this.queue.add('configmap');
+      this.fullPlan = true;
       this.queue.add('plan');
-      for (const n of this.published.keys()) this.queue.add(`node/${n}`);
     }
   }
 
   /** After a broker reconnect the broker may have lost retained documents: republish everything. */
   onBrokerReconnected(): void {
     for (const p of this.published.values()) p.key = '';
-    this.queue.add('plan');
+    for (const n of this.lastPlan?.nodes.keys() ?? []) this.queue.add(`node/${n}`);
   }
 
   onRetainedDecision(node: string, doc: DecisionDocument | null): void {
@@ -347,37 +393,51 @@ export class Controller {
         nodeStrategies: next?.nodeStrategies.length ?? 0,
       });
       this.clusterConfig = next;
+      this.fullPlan = true;
       this.queue.add('plan');
     }
   }
 
   private reconcilePlan(log: Logger): void {
     if (!this.synced) return;
-    const p = plan({
-      strategies: [...this.strategies.cache.values()],
-      clusterConfig: this.clusterConfig,
-      nodes: [...this.nodes.cache.values()],
-      namespaces: [...this.namespaces.cache.values()],
-      pods: [...this.pods.cache.values()] as PodLike[],
-      now: this.now(),
-    });
+    let recomputed: string[];
+    if (this.fullPlan || !this.ctx) {
+      this.fullPlan = false;
+      this.dirtyNodes.clear();
+      this.ctx = planContext({
+        strategies: [...this.strategies.cache.values()],
+        clusterConfig: this.clusterConfig,
+        nodes: [...this.nodes.cache.values()],
+        namespaces: [...this.namespaces.cache.values()],
+        now: this.now(),
+      });
+      this.parts.clear();
+      recomputed = [...this.ctx.nodeLabels.keys()];
+    } else {
+      recomputed = [...this.dirtyNodes].filter((n) => this.ctx!.nodeLabels.has(n));
+      this.dirtyNodes.clear();
+    }
+    for (const node of recomputed)
+      this.parts.set(node, planNode(this.ctx, node, this.podsByNode.get(node)?.values() ?? []));
+    const p = mergeParts(this.ctx, this.parts.values());
     this.lastPlan = p;
     let changed = 0;
-    for (const [node, content] of p.nodes) {
-      if (this.published.get(node)?.key !== contentKey(content)) {
+    for (const node of recomputed) {
+      if (this.published.get(node)?.key !== contentKey(p.nodes.get(node)!)) {
         changed++;
         this.queue.add(`node/${node}`);
       }
     }
     for (const name of p.strategies.keys()) this.queue.add(`strategy/${name}`);
-    for (const i of p.podIssues)
-      this.recordEvent({
-        target: { apiVersion: 'v1', kind: 'Pod', name: i.name, namespace: i.namespace, uid: i.uid },
-        type: i.type,
-        reason: i.reason,
-        message: i.message,
-      });
-    log.debug('Planned', { nodes: p.nodes.size, strategies: p.strategies.size, changedNodes: changed });
+    for (const node of recomputed)
+      for (const i of this.parts.get(node)!.podIssues)
+        this.recordEvent({
+          target: { apiVersion: 'v1', kind: 'Pod', name: i.name, namespace: i.namespace, uid: i.uid },
+          type: i.type,
+          reason: i.reason,
+          message: i.message,
+        });
+    log.debug('Planned', { nodes: recomputed.length, strategies: p.strategies.size, changedNodes: changed });
   }
 
   private async reconcileNode(node: string, log: Logger): Promise<string> {

@@ -60,12 +60,16 @@ export class LeaderElector {
 
   start(): void {
     this.stopped = false;
-    void this.tick();
+    this.inflight = this.tick();
   }
+
+  private inflight: Promise<void> = Promise.resolve();
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), ms);
+    this.timer = setTimeout(() => {
+      this.inflight = this.tick();
+    }, ms);
     this.timer.unref?.();
   }
 
@@ -182,8 +186,13 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.inflight; // a renew in flight would otherwise race the release (409)
     if (!this.leading) return;
     this.leading = false;
+    for (let attempt = 0; attempt < 3; attempt++) if (await this.release()) return;
+  }
+
+  private async release(): Promise<boolean> {
     try {
       const lease = await this.o.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
       if (lease.spec?.holderIdentity === this.o.identity) {
@@ -202,8 +211,10 @@ export class LeaderElector {
         });
         this.o.log.info('Released the lease', { lease: `${this.o.namespace}/${this.o.name}` });
       }
+      return true;
     } catch (err) {
       this.o.log.warn('Failed to release the lease', { error: (err as Error).message });
+      return !(err instanceof ApiException && err.code === 409);
     }
   }
 }

@@ -96,8 +96,9 @@ interface Ranked {
   priority: number;
   created: number;
   dryRun: boolean;
-  plan: StrategyPlan;
+  active: boolean;
   nodeMatch: Map<string, boolean>;
+  base: StrategyPlan;
 }
 
 function createdMs(s: CpuBurstStrategy): number {
@@ -109,10 +110,6 @@ function createdMs(s: CpuBurstStrategy): number {
 /** Negative when a ranks before (wins over) b. */
 function compareRank(a: Ranked, b: Ranked): number {
   return b.priority - a.priority || a.created - b.created || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-}
-
-function tieReason(w: Ranked, l: Ranked): string {
-  return w.created !== l.created ? 'it is older' : 'its name sorts first';
 }
 
 function strategyOverrides(s: CpuBurstStrategy): PartialBurstConfig {
@@ -132,7 +129,32 @@ function strategyOverrides(s: CpuBurstStrategy): PartialBurstConfig {
   };
 }
 
-export function plan(input: PlanInput): Plan {
+const byName = (a: { namespace: string; name: string }, b: { namespace: string; name: string }) =>
+  a.namespace < b.namespace
+    ? -1
+    : a.namespace > b.namespace
+      ? 1
+      : a.name < b.name
+        ? -1
+        : a.name > b.name
+          ? 1
+          : 0;
+
+/**
+ * Everything of a plan that does not depend on pods: ranked strategies with schedule state and node
+ * matches, node and namespace labels, the ConfigMap layers. Rebuilt when any of those change; pods
+ * are then planned node by node against it (so one pod's change re-plans one node).
+ */
+export interface PlanContext {
+  ranked: Ranked[];
+  nodeLabels: Map<string, Record<string, string>>;
+  nsLabels: Map<string, Record<string, string>>;
+  cm: ClusterBurstConfig | null;
+  clusterCfg: FullBurstConfig;
+  nodeStrategyOf: Map<string, { ns: NodeStrategy; index: number } | null>;
+}
+
+export function planContext(input: Omit<PlanInput, 'pods'>): PlanContext {
   const nodeLabels = new Map<string, Record<string, string>>();
   for (const n of input.nodes) if (n.metadata?.name) nodeLabels.set(n.metadata.name, n.metadata.labels ?? {});
   const nsLabels = new Map<string, Record<string, string>>();
@@ -142,11 +164,8 @@ export function plan(input: PlanInput): Plan {
         'kubernetes.io/metadata.name': ns.metadata.name,
         ...ns.metadata.labels,
       });
-
   const cm = input.clusterConfig;
   const clusterCfg = mergeConfig<FullBurstConfig>(DEFAULT_FULL_CONFIG, cm?.clusterStrategy);
-
-  // Strategies in rank order, with their schedule state and node matches.
   const ranked: Ranked[] = input.strategies
     .filter((s) => s?.metadata?.name && s.spec)
     .map((s) => {
@@ -158,7 +177,7 @@ export function plan(input: PlanInput): Plan {
         nodeMatch.set(node, m);
         if (m) nodesMatched++;
       }
-      const p: StrategyPlan = {
+      const base: StrategyPlan = {
         name: s.metadata.name,
         generation: s.metadata.generation ?? 0,
         dryRun: s.spec.dryRun === true,
@@ -170,41 +189,74 @@ export function plan(input: PlanInput): Plan {
         podsOverridden: 0,
         ties: [],
       };
-      if (sched.error) p.scheduleError = sched.error;
+      if (sched.error) base.scheduleError = sched.error;
       return {
         s,
         name: s.metadata.name,
         priority: s.spec.priority ?? 0,
         created: createdMs(s),
-        dryRun: p.dryRun,
-        plan: p,
+        dryRun: base.dryRun,
+        active: sched.active,
         nodeMatch,
+        base,
       };
     })
     .sort(compareRank);
-
-  const nodes = new Map<string, NodeContent>();
   const nodeStrategyOf = new Map<string, { ns: NodeStrategy; index: number } | null>();
-  const nodeWinner = new Map<string, Ranked>();
-  for (const node of nodeLabels.keys()) {
-    nodes.set(node, { node, nodeConfig: { sharePoolThresholdPercent: 0 }, pods: [], excludedPods: [] });
-    const idx = cm
-      ? cm.nodeStrategies.findIndex((ns) => matchesSelector(ns.nodeSelector, nodeLabels.get(node)))
-      : -1;
+  for (const [node, labels] of nodeLabels) {
+    const idx = cm ? cm.nodeStrategies.findIndex((ns) => matchesSelector(ns.nodeSelector, labels)) : -1;
     nodeStrategyOf.set(node, idx >= 0 ? { ns: cm!.nodeStrategies[idx]!, index: idx } : null);
   }
+  return { ranked, nodeLabels, nsLabels, cm, clusterCfg, nodeStrategyOf };
+}
 
-  const podIssues: PodIssue[] = [];
-  const podSources = new Map<string, { node: string; source: string; strategy?: string }>();
-  // Equal-priority overlaps: winner → loser → count, reported in both strategies' conditions.
-  const ties = new Map<string, Map<string, { count: number; w: Ranked; l: Ranked }>>();
+interface StrategyPart {
+  pods: PlannedPod[];
+  exclusions: PodReason[];
+  overridden: number;
+}
 
-  for (const pod of input.pods) {
+/** One node's share of a plan. */
+export interface NodePart {
+  content: NodeContent;
+  strategies: Map<string, StrategyPart>;
+  /** winner → loser → pods decided at equal priority. */
+  ties: Map<string, Map<string, number>>;
+  podIssues: PodIssue[];
+  podSources: Map<string, { node: string; source: string; strategy?: string }>;
+}
+
+export function planNode(ctx: PlanContext, node: string, pods: Iterable<PodLike>): NodePart {
+  const content: NodeContent = {
+    node,
+    nodeConfig: { sharePoolThresholdPercent: 0 },
+    pods: [],
+    excludedPods: [],
+  };
+  const part: NodePart = {
+    content,
+    strategies: new Map(),
+    ties: new Map(),
+    podIssues: [],
+    podSources: new Map(),
+  };
+  const sp = (r: Ranked): StrategyPart => {
+    let x = part.strategies.get(r.name);
+    if (!x) {
+      x = { pods: [], exclusions: [], overridden: 0 };
+      part.strategies.set(r.name, x);
+    }
+    return x;
+  };
+  const { cm, clusterCfg } = ctx;
+  const nodeStrategy = ctx.nodeStrategyOf.get(node) ?? null;
+  const cmCfg = cm ? mergeConfig<FullBurstConfig>(clusterCfg, nodeStrategy?.ns) : null;
+  const candidates = ctx.ranked.filter((r) => r.active && r.nodeMatch.get(node));
+  let nodeWinner: Ranked | undefined;
+
+  for (const pod of pods) {
     const md = pod.metadata ?? {};
-    const node = pod.spec?.nodeName;
-    if (!node || !md.uid || !md.name || !md.namespace) continue;
-    const content = nodes.get(node);
-    if (!content) continue; // node not (yet) known: nothing to publish to
+    if (pod.spec?.nodeName !== node || !md.uid || !md.name || !md.namespace) continue;
     const ident = { uid: md.uid, namespace: md.namespace, name: md.name };
     const exclusion = exclusionOf(pod);
 
@@ -219,11 +271,13 @@ export function plan(input: PlanInput): Plan {
       });
 
     const labels = md.labels ?? {};
-    const nsl = nsLabels.get(md.namespace) ?? { 'kubernetes.io/metadata.name': md.namespace };
+    let nsl: Record<string, string> | undefined;
     const matching: Ranked[] = [];
-    for (const r of ranked) {
-      if (!r.plan.active || !r.nodeMatch.get(node)) continue;
-      if (!matchesSelector(r.s.spec.namespaceSelector, nsl)) continue;
+    for (const r of candidates) {
+      if (r.s.spec.namespaceSelector) {
+        nsl ??= ctx.nsLabels.get(md.namespace) ?? { 'kubernetes.io/metadata.name': md.namespace };
+        if (!matchesSelector(r.s.spec.namespaceSelector, nsl)) continue;
+      }
       if (!matchesSelector(r.s.spec.podSelector, labels)) continue;
       matching.push(r);
     }
@@ -231,12 +285,13 @@ export function plan(input: PlanInput): Plan {
     const winner = real[0];
     const shadow = matching[0]; // what would win if dryRun strategies were live
     const exclude = (reason: string, message: string) => {
-      for (const r of matching) r.plan.exclusions.push({ ...ident, node, reason, message });
+      for (const r of matching)
+        sp(r).exclusions.push({ namespace: md.namespace!, name: md.name!, node, reason, message });
     };
 
     const optIn = optInOf(pod);
     if (optIn.value === 'invalid')
-      podIssues.push({
+      part.podIssues.push({
         ...ident,
         type: 'Warning',
         reason: 'InvalidBurstConfig',
@@ -246,15 +301,13 @@ export function plan(input: PlanInput): Plan {
       exclude('OptedOut', 'annotation cpuburst.io/enabled is "false"');
       continue;
     }
-    const nodeStrategy = nodeStrategyOf.get(node) ?? null;
-    const cmCfg = cm ? mergeConfig<FullBurstConfig>(clusterCfg, nodeStrategy?.ns) : null;
     const selected =
       optIn.value === 'true' || matching.length > 0 || (cmCfg !== null && cmCfg.policy !== 'none');
     if (!selected) continue;
 
     const override = overrideOf(pod);
     if (override.present && !override.ok) {
-      podIssues.push({
+      part.podIssues.push({
         ...ident,
         type: 'Warning',
         reason: 'InvalidBurstConfig',
@@ -270,28 +323,30 @@ export function plan(input: PlanInput): Plan {
         exclusion.reason !== 'PodTerminated' &&
         exclusion.reason !== 'PodTerminating'
       )
-        podIssues.push({ ...ident, type: 'Normal', reason: 'BurstExcluded', message: exclusion.message });
+        part.podIssues.push({
+          ...ident,
+          type: 'Normal',
+          reason: 'BurstExcluded',
+          message: exclusion.message,
+        });
       continue;
     }
 
     // Strategy bookkeeping: who decides, who is overridden, equal-priority ties.
-    for (const [set, top] of [
-      [real, winner],
-      [matching.filter((r) => r.dryRun), shadow],
-    ] as const) {
-      for (const r of set) {
-        if (r === top) r.plan.pods.push({ ...ident, node });
-        else r.plan.podsOverridden++;
-      }
+    for (const r of matching) {
+      const top = r.dryRun ? shadow : winner;
+      if (r === top) sp(r).pods.push({ ...ident, node });
+      else sp(r).overridden++;
     }
     for (const set of [real, matching]) {
       const [w, l] = set;
       if (w && l && w.priority === l.priority && (set === real || w.dryRun || l.dryRun)) {
-        const m = ties.get(w.name) ?? new Map();
-        ties.set(w.name, m);
-        const t = m.get(l.name) ?? { count: 0, w, l };
-        t.count++;
-        m.set(l.name, t);
+        let m = part.ties.get(w.name);
+        if (!m) {
+          m = new Map();
+          part.ties.set(w.name, m);
+        }
+        m.set(l.name, (m.get(l.name) ?? 0) + 1);
       }
     }
 
@@ -309,13 +364,11 @@ export function plan(input: PlanInput): Plan {
     if (winner) {
       layers.push(strategyOverrides(winner.s));
       source = `CpuBurstStrategy/${winner.name}`;
-      const prev = nodeWinner.get(node);
-      if (!prev || compareRank(winner, prev) < 0) nodeWinner.set(node, winner);
+      if (!nodeWinner || compareRank(winner, nodeWinner) < 0) nodeWinner = winner;
     }
-    const strategySource = source;
     if (override.present && override.ok) {
       layers.push(override.value);
-      source = `annotation (over ${strategySource})`;
+      source = `annotation (over ${source})`;
     }
     const cfg = mergeConfig<FullBurstConfig>(DEFAULT_FULL_CONFIG, ...layers);
     content.pods.push({
@@ -327,40 +380,85 @@ export function plan(input: PlanInput): Plan {
     });
     const src: { node: string; source: string; strategy?: string } = { node, source };
     if (winner) src.strategy = winner.name;
-    podSources.set(md.uid, src);
+    part.podSources.set(md.uid, src);
   }
 
-  for (const [node, content] of nodes) {
-    const ns = nodeStrategyOf.get(node)?.ns;
-    const w = nodeWinner.get(node);
-    const cfg = mergeConfig<FullBurstConfig>(clusterCfg, ns, w ? strategyOverrides(w.s) : undefined);
-    content.nodeConfig = { sharePoolThresholdPercent: cfg.sharePoolThresholdPercent };
-    const byName = (a: { namespace: string; name: string }, b: { namespace: string; name: string }) =>
-      a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
-    content.pods.sort(byName);
-    content.excludedPods.sort(byName);
-  }
+  const cfg = mergeConfig<FullBurstConfig>(
+    clusterCfg,
+    nodeStrategy?.ns,
+    nodeWinner ? strategyOverrides(nodeWinner.s) : undefined,
+  );
+  content.nodeConfig = { sharePoolThresholdPercent: cfg.sharePoolThresholdPercent };
+  content.pods.sort(byName);
+  content.excludedPods.sort(byName);
+  return part;
+}
 
-  const byName = new Map(ranked.map((r) => [r.name, r]));
-  for (const [wName, losers] of ties)
-    for (const [lName, t] of losers) {
-      const why = tieReason(t.w, t.l);
-      byName
+/** Combines per-node parts (in any order) into the plan: nodes, strategy totals, ties, issues. */
+export function mergeParts(ctx: PlanContext, parts: Iterable<NodePart>): Plan {
+  const strategies = new Map<string, StrategyPlan>();
+  for (const r of ctx.ranked)
+    strategies.set(r.name, { ...r.base, pods: [], exclusions: [], ties: [], podsOverridden: 0 });
+  const nodes = new Map<string, NodeContent>();
+  const podIssues: PodIssue[] = [];
+  const podSources = new Map<string, { node: string; source: string; strategy?: string }>();
+  const ties = new Map<string, Map<string, number>>();
+  for (const part of parts) {
+    nodes.set(part.content.node, part.content);
+    for (const [name, x] of part.strategies) {
+      const p = strategies.get(name);
+      if (!p) continue;
+      for (const pod of x.pods) p.pods.push(pod);
+      for (const e of x.exclusions) p.exclusions.push(e);
+      p.podsOverridden += x.overridden;
+    }
+    for (const [w, losers] of part.ties) {
+      let m = ties.get(w);
+      if (!m) {
+        m = new Map();
+        ties.set(w, m);
+      }
+      for (const [l, n] of losers) m.set(l, (m.get(l) ?? 0) + n);
+    }
+    for (const i of part.podIssues) podIssues.push(i);
+    for (const [k, v] of part.podSources) podSources.set(k, v);
+  }
+  const rankedByName = new Map(ctx.ranked.map((r) => [r.name, r]));
+  for (const [wName, losers] of [...ties].sort(([a], [b]) => (a < b ? -1 : 1)))
+    for (const [lName, count] of [...losers].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const w = rankedByName.get(wName)!;
+      const l = rankedByName.get(lName)!;
+      const older = w.created !== l.created;
+      strategies
         .get(wName)!
-        .plan.ties.push(
-          `won ${t.count} pod(s) over ${lName} at equal priority ${t.w.priority} because ${why}`,
+        .ties.push(
+          `won ${count} pod(s) over ${lName} at equal priority ${w.priority} because ${older ? 'it is older' : 'its name sorts first'}`,
         );
-      const lwhy = t.w.created !== t.l.created ? `${wName} is older` : `${wName} sorts first by name`;
-      byName
+      strategies
         .get(lName)!
-        .plan.ties.push(
-          `lost ${t.count} pod(s) to ${wName} at equal priority ${t.w.priority} because ${lwhy}`,
+        .ties.push(
+          `lost ${count} pod(s) to ${wName} at equal priority ${w.priority} because ${older ? `${wName} is older` : `${wName} sorts first by name`}`,
         );
     }
-
-  const strategies = new Map<string, StrategyPlan>();
-  for (const r of ranked) strategies.set(r.name, r.plan);
+  for (const p of strategies.values()) {
+    p.pods.sort(byName);
+    p.exclusions.sort(byName);
+  }
   return { nodes, strategies, podIssues, podSources };
+}
+
+export function plan(input: PlanInput): Plan {
+  const ctx = planContext(input);
+  const byNode = new Map<string, PodLike[]>();
+  for (const node of ctx.nodeLabels.keys()) byNode.set(node, []);
+  for (const pod of input.pods) {
+    const n = pod.spec?.nodeName;
+    if (n) byNode.get(n)?.push(pod);
+  }
+  return mergeParts(
+    ctx,
+    [...byNode].map(([node, pods]) => planNode(ctx, node, pods)),
+  );
 }
 
 /** Stable serialisation of the publishable content, for "did this node change" checks. */

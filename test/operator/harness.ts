@@ -56,6 +56,7 @@ export async function startAedes(port = 0): Promise<TestBroker> {
   const server = net.createServer(broker.handle as any);
   const sockets = new Set<net.Socket>();
   server.on('connection', (s) => {
+    s.setNoDelay(true);
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
@@ -192,6 +193,8 @@ export async function startOperator(
 /** A fake agent: keeps the latest decision document per node and acks (optionally with errors). */
 export class FakeAgent {
   readonly docs: DecisionDocument[] = [];
+  /** performance.now() when each doc arrived (before decoding), parallel to docs. */
+  readonly receivedAt: number[] = [];
   client!: MqttClient;
   ackErrors: (doc: DecisionDocument) => Array<{ uid: string; reason: string; message: string }> = () => [];
   autoAck = true;
@@ -210,10 +213,12 @@ export class FakeAgent {
       reconnectPeriod: 200,
     });
     this.client.on('message', (_t, payload) => {
+      const at = performance.now();
       if (payload.length === 0) return;
       const d = decode.decisions(payload);
       if (!d.ok) return;
       this.docs.push(d.value);
+      this.receivedAt.push(at);
       if (this.autoAck) void this.ack(d.value);
     });
     await this.client.subscribeAsync(topics.decisions(this.node), { qos: 1 });

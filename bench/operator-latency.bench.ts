@@ -1,0 +1,145 @@
+// Operator benchmarks (one JSON object on stdout):
+//  - annotate → decision published (operator) and → received by a subscriber (agent side of the broker),
+//    p50/p99 over ≥ 200 sequential annotations, with 500 background pods on 50 nodes;
+//  - planner time for 5,000 pods on 500 nodes with 10 strategies and a Koordinator ConfigMap.
+import { performance } from 'node:perf_hooks';
+import { startDevCluster } from '../devcluster/index.js';
+import { parseConfigMapData } from '../operator/planner/config.js';
+import { plan } from '../operator/planner/plan.js';
+import { namespace, node, pod, strategy } from '../test/operator/fixtures.js';
+import { FakeAgent, seedCluster, startAedes, startOperator, waitFor } from '../test/operator/harness.js';
+
+const ANNOTATIONS = Number(process.env.BENCH_ANNOTATIONS ?? 250);
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return Number(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!.toFixed(3));
+}
+
+function summary(xs: number[]) {
+  return { n: xs.length, p50: pct(xs, 50), p90: pct(xs, 90), p99: pct(xs, 99), max: pct(xs, 100) };
+}
+
+async function latency() {
+  const nodes = Array.from({ length: 50 }, (_, i) => `node-${i}`);
+  const cluster = await startDevCluster({ watchWindow: 100_000 });
+  await seedCluster(cluster, nodes);
+  for (let i = 0; i < 500; i++)
+    cluster.store.create(
+      pod(`bg-${i}`, { node: nodes[i % nodes.length]!, labels: { app: i % 2 ? 'web' : 'db' } }) as any,
+    );
+  cluster.store.create(
+    strategy('web', { policy: 'auto', podSelector: { matchLabels: { app: 'web' } } }) as any,
+  );
+  const broker = await startAedes();
+  const agent = new FakeAgent(broker.url, 'node-0');
+  await agent.start();
+  const op = await startOperator(cluster, broker, { identity: 'bench' });
+  await waitFor('synced', () => op.controller.synced, 30_000);
+  await waitFor('initial publish', () => agent.latest, 30_000);
+  for (let i = 0; i < ANNOTATIONS; i++)
+    cluster.store.create(pod(`t-${i}`, { node: 'node-0', labels: { app: 'none' } }) as any);
+  await waitFor(
+    'targets planned',
+    () => op.controller.plan?.podSources && op.controller.queue.depth === 0,
+    30_000,
+  );
+  await op.controller.queue.idle();
+
+  const toPublish: number[] = [];
+  const toAgent: number[] = [];
+  for (let i = 0; i < ANNOTATIONS; i++) {
+    const name = `t-${i}`;
+    const live = cluster.store.get('v1', 'Pod', name, 'default') as any;
+    live.metadata.annotations = { 'cpuburst.io/enabled': 'true' };
+    let publishedAt = 0;
+    op.controller.onPublished = (d) => {
+      if (!publishedAt && d.node === 'node-0' && d.pods.some((p) => p.name === name))
+        publishedAt = performance.now();
+    };
+    const t0 = performance.now();
+    cluster.store.update(live);
+    await waitFor(name, () => agent.latest?.pods.some((p) => p.name === name), 10_000, 1);
+    const t1 = agent.receivedAt.at(-1)!;
+    toAgent.push(t1 - t0);
+    toPublish.push(publishedAt - t0);
+  }
+  if (process.env.BENCH_DEBUG)
+    process.stderr.write(
+      await op.metrics.registry.getSingleMetricAsString('cpuburst_reconcile_duration_seconds'),
+    );
+  await op.stop();
+  await agent.stop();
+  await broker.close();
+  await cluster.close();
+  return {
+    annotateToPublishedMs: summary(toPublish),
+    annotateToAgentReceivedMs: summary(toAgent),
+    backgroundPods: 500,
+    nodes: nodes.length,
+  };
+}
+
+function plannerScale() {
+  const nodes = Array.from({ length: 500 }, (_, i) =>
+    node(`node-${i}`, { zone: `z${i % 3}`, pool: i % 10 === 0 ? 'big' : 'std' }),
+  );
+  const namespaces = Array.from({ length: 20 }, (_, i) => namespace(`ns-${i}`, { team: `t${i % 4}` }));
+  const pods = Array.from({ length: 5000 }, (_, i) =>
+    pod(`p-${i}`, {
+      ns: `ns-${i % 20}`,
+      node: `node-${i % 500}`,
+      labels: { app: `a${i % 7}`, ...(i % 50 === 0 ? { 'koordinator.sh/qosClass': 'LSR' } : {}) },
+      annotations:
+        i % 3 === 0
+          ? { 'cpuburst.io/enabled': 'true' }
+          : i % 11 === 0
+            ? { 'cpuburst.io/config': '{"cpuBurstPercent":50}' }
+            : {},
+      containers: 2,
+    }),
+  );
+  const strategies = Array.from({ length: 10 }, (_, i) =>
+    strategy(`s-${i}`, {
+      policy: i % 2 ? 'auto' : 'cpuBurstOnly',
+      priority: i % 3,
+      podSelector: { matchLabels: { app: `a${i % 7}` } },
+      namespaceSelector: { matchLabels: { team: `t${i % 4}` } },
+      nodeSelector:
+        i % 4 === 0
+          ? { matchExpressions: [{ key: 'zone', operator: 'In', values: ['z0', 'z1'] }] }
+          : undefined,
+    }),
+  );
+  const cm = parseConfigMapData({
+    'cpu-burst-config': JSON.stringify({
+      clusterStrategy: { policy: 'auto' },
+      nodeStrategies: [
+        { name: 'big', nodeSelector: { matchLabels: { pool: 'big' } }, policy: 'cfsQuotaBurstOnly' },
+      ],
+    }),
+  });
+  if (!cm.ok) throw new Error(cm.error);
+  const times: number[] = [];
+  let decisions = 0;
+  for (let i = 0; i < 25; i++) {
+    const t0 = performance.now();
+    const p = plan({ strategies, clusterConfig: cm.config, nodes, namespaces, pods, now: new Date() });
+    times.push(performance.now() - t0);
+    decisions = [...p.nodes.values()].reduce((n, c) => n + c.pods.length, 0);
+  }
+  return {
+    pods: pods.length,
+    nodes: nodes.length,
+    strategies: strategies.length,
+    decisions,
+    planMs: summary(times.slice(5)),
+  };
+}
+
+const planner = plannerScale();
+const lat = await latency();
+process.stdout.write(
+  `${JSON.stringify({ benchmark: 'operator-latency', node: process.version, planner, latency: lat }, null, 2)}\n`,
+);
+process.exit(0);
