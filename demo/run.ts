@@ -29,6 +29,7 @@ import { createProgress } from './progress.js';
 import { renderChartPng } from './results/chart.js';
 import { formatTable } from './results/table.js';
 import type { DemoResults, PhaseResult } from './results/types.js';
+import { startBandwidthEmulator } from './simulate/emulator.js';
 import {
   type Component,
   ComponentError,
@@ -72,20 +73,20 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const say = (s: string) => {
     if (!o.json) process.stderr.write(`${s}\n`);
   };
-  if (o.simulate) {
-    process.stderr.write(
-      'cpuburst demo: --simulate (fake cgroupfs mode) is not available in this build; it needs a real cgroup v1 cpu controller and root\n',
-    );
-    return 2;
+  if (!o.simulate) {
+    const problem = preflightProblem(gatherFacts(o.cgroupRoot), o.cgroupRoot);
+    if (problem) {
+      process.stderr.write(`${problem}\n`);
+      return 1;
+    }
   }
-  const problem = preflightProblem(gatherFacts(o.cgroupRoot), o.cgroupRoot);
-  if (problem) {
-    process.stderr.write(`${problem}\n`);
-    return 1;
-  }
-
   const work = o.workDir || fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-demo-'));
   const logDir = path.join(work, 'logs');
+  // --simulate: a plain directory stands in for /sys/fs/cgroup; the emulator enforces its values.
+  const cgroupRoot = o.simulate ? path.join(work, 'cgroupfs') : o.cgroupRoot;
+  if (o.simulate)
+    for (const ctl of ['cpu', 'cpuacct']) fs.mkdirSync(path.join(cgroupRoot, ctl), { recursive: true });
+  let emulator: { stop(): void } | undefined;
   fs.mkdirSync(logDir, { recursive: true });
   const progress = createProgress(!o.json);
   const log = createLogger({ component: 'demo', silent: true });
@@ -108,11 +109,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         .catch(() => {});
     await stop('agent');
     await stop('operator');
+    emulator?.stop();
     if (kubelet) {
       await kubelet.stop().catch(() => {});
       const parent = kubelet.cgroups.parent;
       pipeline.cgroupsLeftAfterExit = ['cpu', 'cpuacct']
-        .map((ctl) => path.join(o.cgroupRoot, ctl, parent))
+        .map((ctl) => path.join(cgroupRoot, ctl, parent))
         .filter((d) => fs.existsSync(d));
     }
     await stop('broker');
@@ -212,13 +214,18 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     kubelet = await startMiniKubelet({
       kubeconfig: kc,
       node: o.nodeName,
-      cgroupRoot: o.cgroupRoot,
+      cgroupRoot,
       parentBase: o.parentBase,
+      fake: o.simulate,
       logDir: path.join(logDir, 'containers'),
       log: createLogger({ component: 'kubelet', node: o.nodeName, silent: true }),
     });
     await kubelet.ready;
     pipeline.cgroupParent = kubelet.cgroups.parent;
+    if (o.simulate) {
+      const k = kubelet;
+      emulator = startBandwidthEmulator({ root: cgroupRoot, pods: () => k.pods() });
+    }
 
     // 5. Operator and agent.
     say('▶ starting operator and agent');
@@ -250,7 +257,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         '--node-name',
         o.nodeName,
         '--cgroup-root',
-        o.cgroupRoot,
+        cgroupRoot,
         '--kubepods-dir',
         kubelet.cgroups.kubepodsRel,
         '--state-dir',
@@ -323,7 +330,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           namespace: DEMO_NAMESPACE,
           pod: SERVICE_POD,
           podUid: uid,
-          cgroupRoot: o.cgroupRoot,
+          cgroupRoot,
           containerCgroup: containerRel,
           baseQuotaUs: baseQuota,
           credentials: path.dirname(creds.usersFile),
@@ -359,14 +366,14 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       }
       bar.done();
       const m = progress.phase(`${name}: measuring`, o.duration);
-      const a: CgroupSnapshot = snapshot(o.cgroupRoot, containerRel);
+      const a: CgroupSnapshot = snapshot(cgroupRoot, containerRel);
       const end = a.atMs + o.duration * 1000;
       while (Date.now() < end) {
         m.tick((Date.now() - a.atMs) / 1000);
         await sleep(Math.min(500, end - Date.now()));
       }
       await sleep(1100); // the workload flushes its latency lines once a second
-      const b = snapshot(o.cgroupRoot, containerRel, end);
+      const b = snapshot(cgroupRoot, containerRel, end);
       m.done();
       const r = phaseResult(name, description, a, b, readLatencyLines(latencyFile));
       phases.push(r);
@@ -409,7 +416,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const applied = await waitFor(
       'waiting for the planned burst in the container cgroup',
       () => {
-        const s = snapshot(o.cgroupRoot, containerRel);
+        const s = snapshot(cgroupRoot, containerRel);
         return s.burstUs === plannedBurst ? s : null;
       },
       { components: all(), timeoutMs: 30000 },
@@ -448,7 +455,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const restored = await waitFor(
       'waiting for the agent to restore the kubelet quota',
       () => {
-        const s = snapshot(o.cgroupRoot, containerRel);
+        const s = snapshot(cgroupRoot, containerRel);
         return s.quotaUs === baseQuota && s.burstUs === 0 ? s : null;
       },
       { components: all(), timeoutMs: 30000 },
@@ -460,7 +467,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
 
     const results: DemoResults = {
       startedAt: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, kernel: os.release(), mode: 'real' },
+      machine: { cpus: os.cpus().length, kernel: os.release(), mode: o.simulate ? 'simulate' : 'real' },
       workload: { ratePerSecond: o.rate, workMs: o.workMs, cpuLimit: o.cpuLimit },
       phases,
       pipeline,
@@ -488,6 +495,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     if (o.json) out(`${JSON.stringify(results)}\n`);
     else {
       out(`\n${formatTable(results)}\n`);
+      if (o.simulate)
+        out(
+          'Simulated cgroups: the CFS quota/burst was enforced from user space (SIGSTOP/SIGCONT) on a busy or\nunconfined process, so the figures are indicative only; every component ran for real.\n\n',
+        );
       out(`Results: ${jsonFile}\nChart:   ${pngFile}\nLogs:    ${logDir}\n`);
     }
     log.info('Demo finished');
