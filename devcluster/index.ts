@@ -32,7 +32,7 @@ export interface DevClusterOptions {
   maxWatchBufferedBytes?: number;
   now?: () => Date;
   /** after each response: method, request URL (path + query), status code. */
-  onRequest?: (method: string, url: string, code: number) => void;
+  onRequest?: (method: string, url: string, code: number, error?: string) => void;
 }
 
 /** Direct access to objects for tests: writes still bump resourceVersion and notify watchers. */

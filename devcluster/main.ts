@@ -91,7 +91,12 @@ export async function main(argv: string[]): Promise<number | undefined> {
     snapshotPath: values.snapshot as string | undefined,
     watchWindow: values.watchWindow as number,
     bookmarkIntervalMs: (values.bookmarkInterval as number) * 1000,
-    onRequest: (method, path, code) => log.debug('Served request', { method, path, code }),
+    onRequest: (method, url, code, error) => {
+      // Failed requests are worth a line (the client got the same message as a Status); the rest is debug.
+      if (code >= 500) log.warn('Request failed', { method, url, code, error });
+      else if (code >= 400) log.info('Request rejected', { method, url, code, error });
+      else log.debug('Served request', { method, url, code });
+    },
   });
   if (values.portsFile)
     writeFileSync(values.portsFile as string, JSON.stringify({ url: dc.url, port: dc.port }));

@@ -27,7 +27,7 @@ export interface ServerContext {
   maxWatchBufferedBytes: number;
   serverAddress: () => string;
   /** after each response: method, request URL (path + query), status code. */
-  onRequest?: (method: string, url: string, code: number) => void;
+  onRequest?: (method: string, url: string, code: number, error?: string) => void;
 }
 
 interface Target {
@@ -50,7 +50,11 @@ function send(res: ServerResponse, code: number, body: unknown): void {
   res.end(s);
 }
 
+/** Status messages of failed responses, for the request log. */
+const failures = new WeakMap<ServerResponse, string>();
+
 function sendError(res: ServerResponse, err: ApiError): void {
+  failures.set(res, err.message);
   if (err.code === 429) res.setHeader('Retry-After', '1');
   send(res, err.code, err.toStatus());
 }
@@ -125,7 +129,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const url = new URL(req.url ?? '/', 'http://devcluster');
   const method = req.method ?? 'GET';
   const path = url.pathname.replace(/\/+$/, '') || '/';
-  res.on('finish', () => ctx.onRequest?.(method, req.url ?? path, res.statusCode));
+  res.on('finish', () => ctx.onRequest?.(method, req.url ?? path, res.statusCode, failures.get(res)));
   if (['/healthz', '/readyz', '/livez'].includes(path)) {
     res.writeHead(200, { 'Content-Type': 'text/plain' });
     res.end('ok');
@@ -365,6 +369,12 @@ function watch(
   q: URLSearchParams,
 ): void {
   const filter = combine(labelMatcher(q.get('labelSelector')), fieldMatcher(q.get('fieldSelector')));
+  // Validate everything before the 200 goes out: after that, errors can only be watch events.
+  const rvRaw = q.get('resourceVersion');
+  if (rvRaw && !/^\d+$/.test(rvRaw)) throw errors.badRequest(`invalid resource version: ${rvRaw}`);
+  const timeoutRaw = q.get('timeoutSeconds');
+  if (timeoutRaw && !/^\d+$/.test(timeoutRaw))
+    throw errors.badRequest(`invalid timeoutSeconds: ${timeoutRaw}`);
   const key = typeKey(t.group, t.version, t.plural);
   const timeout = q.get('timeoutSeconds');
   const conn = new WatchConn(res, {
@@ -393,7 +403,6 @@ function watch(
     if (sendInitial) conn.bookmark({ annotations: { 'k8s.io/initial-events-end': 'true' } });
   } else {
     const from = Number(rvParam);
-    if (!Number.isFinite(from)) throw errors.badRequest(`invalid resource version: ${rvParam}`);
     const events = ctx.store.eventsSince(key, from);
     if (events === 'gone') {
       conn.gone(`too old resource version: ${from} (${ctx.store.compactedRv + 1})`);

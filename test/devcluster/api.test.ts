@@ -528,3 +528,34 @@ describe('server-side apply (approximate)', () => {
     assert.equal(noManager.status, 400);
   });
 });
+
+describe('bad input', () => {
+  it('gets clear 4xx Status answers, never a hang or a crash', async () => {
+    const base = '/api/v1/namespaces/default/configmaps';
+    const badJson = await request(u, 'POST', base, '{"metadata":');
+    assert.equal(badJson.status, 400);
+    assert.match(badJson.body.message, /could not be decoded/);
+    const badRv = await request(u, 'GET', `${base}?watch=true&resourceVersion=abc`);
+    assert.equal(badRv.status, 400);
+    const badSel = await request(u, 'GET', `${base}?labelSelector=${encodeURIComponent('a in b')}`);
+    assert.equal(badSel.status, 400);
+    const wrongKind = await request(u, 'POST', base, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'k' },
+    });
+    assert.equal(wrongKind.status, 400);
+    const unknown = await request(u, 'GET', '/apis/nope.io/v1/things');
+    assert.equal(unknown.status, 404);
+    const labels = await request(u, 'POST', base, { metadata: { name: 'lbl', labels: { a: 1 } } });
+    assert.equal(labels.status, 400);
+    const sub = await request(u, 'GET', `${base}/x/scale`);
+    assert.equal(sub.status, 404);
+    const dup = await request(u, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
+      metadata: { name: 'wrong.name' },
+      spec: { group: 'g.io', scope: 'Nowhere', names: { plural: 'ps', kind: 'P' }, versions: [] },
+    });
+    assert.equal(dup.status, 422);
+    assert.match(dup.body.message, /spec.scope: Unsupported value: "Nowhere"/);
+  });
+});
