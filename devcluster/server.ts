@@ -336,7 +336,7 @@ function list(
     } catch {
       throw errors.badRequest('continue key is not valid: illegal base64 data');
     }
-    if (c.rv < ctx.store.compactedRv)
+    if (c.rv < ctx.store.oldestWatchableRv)
       throw errors.gone(
         'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
       );
@@ -405,7 +405,7 @@ function watch(
     const from = Number(rvParam);
     const events = ctx.store.eventsSince(key, from);
     if (events === 'gone') {
-      conn.gone(`too old resource version: ${from} (${ctx.store.compactedRv + 1})`);
+      conn.gone(`too old resource version: ${from} (${ctx.store.oldestWatchableRv + 1})`);
       return;
     }
     for (const ev of events) conn.deliver(ev);

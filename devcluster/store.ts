@@ -109,9 +109,19 @@ export class Store {
     });
   }
 
+  /**
+   * The oldest resourceVersion a watch may start from: the log keeps exactly the last `watchWindow`
+   * events (it is trimmed lazily, in batches, but never serves more than the window).
+   */
+  get oldestWatchableRv(): number {
+    const n = this.log.length;
+    const windowStart = n > this.watchWindow ? this.log[n - this.watchWindow - 1]!.rv : 0;
+    return Math.max(this.compactedRv, windowStart);
+  }
+
   /** Events after `rv` for a type, or 'gone' when the log no longer reaches back that far. */
   eventsSince(key: string, rv: number): StoreEvent[] | 'gone' {
-    if (rv < this.compactedRv) return 'gone';
+    if (rv < this.oldestWatchableRv) return 'gone';
     let lo = 0;
     let hi = this.log.length;
     while (lo < hi) {

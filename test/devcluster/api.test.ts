@@ -559,3 +559,29 @@ describe('bad input', () => {
     assert.match(dup.body.message, /spec.scope: Unsupported value: "Nowhere"/);
   });
 });
+
+describe('watch window', () => {
+  it('keeps exactly --watch-window events: one older than that → 410, the oldest kept → replayed', async () => {
+    const small = await startDevCluster({ watchWindow: 5 });
+    try {
+      const base = '/api/v1/namespaces/default/configmaps';
+      const rv0 = small.store.resourceVersion;
+      for (let i = 0; i < 12; i++) await request(small.url, 'POST', base, cm(`win-${i}`));
+      const newest = small.store.resourceVersion;
+      const ok = openWatch(small.url, `${base}?watch=true&resourceVersion=${newest - 5}`);
+      await waitFor(() => ok.events.length >= 5, 'five replayed events');
+      ok.close();
+      assert.deepEqual(
+        ok.events.map((e) => e.object.metadata.name),
+        ['win-7', 'win-8', 'win-9', 'win-10', 'win-11'],
+      );
+      for (const from of [newest - 6, rv0]) {
+        const gone = openWatch(small.url, `${base}?watch=true&resourceVersion=${from}`);
+        await gone.ended;
+        assert.equal(gone.events[0]?.object?.code, 410, `from ${from}`);
+      }
+    } finally {
+      await small.close();
+    }
+  });
+});
