@@ -46,7 +46,17 @@ do_run() { # mirrors the RUN steps this Dockerfile uses
   local cmd="$1" dir; dir="$(local_path "$stage" "${workdir[$stage]:-/}")"
   case "$cmd" in
     "npm ci --no-audit --no-fund")
-      (cd "$dir" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error) ;;
+      # The build stage only needs the full dependency tree for tsc. When the repo's node_modules was
+      # installed from this very lockfile (npm's hidden lockfile says so), link it instead of a second
+      # full install; IMAGE_CHECK_FULL=1 forces the real npm ci.
+      if [ "${IMAGE_CHECK_FULL:-0}" != 1 ] && [ -f "$root/node_modules/.package-lock.json" ] &&
+        node -e 'const [a,b]=process.argv.slice(1).map(f=>JSON.parse(require("fs").readFileSync(f,"utf8")).packages);
+          for (const k of Object.keys(b)) if (k !== "" && !(b[k].optional && !a[k]) && a[k]?.version !== b[k].version) process.exit(1);' \
+          "$root/node_modules/.package-lock.json" "$dir/package-lock.json"; then
+        ln -s "$root/node_modules" "$dir/node_modules"; log "(build stage: reusing the repo's node_modules, same lockfile)"
+      else
+        (cd "$dir" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error)
+      fi ;;
     "npm ci --omit=dev --no-audit --no-fund && npm cache clean --force")
       # The cache clean only shrinks the image layer; here it would wipe the shared npm cache.
       (cd "$dir" && npm ci --omit=dev --no-audit --no-fund --prefer-offline --loglevel=error) ;;
