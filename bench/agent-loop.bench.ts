@@ -102,7 +102,7 @@ function fakeRounds(pods: number) {
 function realKernelRates() {
   const skip = realCgroupSkipReason();
   if (skip) return { skipped: skip };
-  const parent = path.join(CPU, testParentName('bench'));
+  const parent = path.join(CPU, testParentName());
   const log = silentLogger();
   const tmp = fs.mkdtempSync(path.join(shm ?? '/tmp', 'cpuburst-bench-'));
   try {

@@ -14,17 +14,20 @@ export function realCgroupSkipReason(): string | null {
     return `${CPU} has no cpu.cfs_burst_us (kernel < 5.14)`;
   try {
     fs.accessSync(CPU, fs.constants.W_OK);
-    const probe = path.join(CPU, `cpuburst-test-daemon-probe-${process.pid}`);
-    fs.mkdirSync(probe);
-    fs.rmdirSync(probe);
+    const probe = path.join(CPU, testParentName());
+    if (!fs.existsSync(probe)) {
+      fs.mkdirSync(probe);
+      fs.rmdirSync(probe);
+    }
   } catch (err) {
     return `${CPU} is not writable: ${(err as Error).message}`;
   }
   return null;
 }
 
-export function testParentName(tag = ''): string {
-  return `cpuburst-test-daemon-${process.pid}${tag ? `-${tag}` : ''}`;
+/** The one test parent of this process (test files run in separate processes, so pids differ). */
+export function testParentName(): string {
+  return `cpuburst-test-daemon-${process.pid}`;
 }
 
 /** Removes a cgroup subtree: moves member tasks to the root, then rmdir leaf → root. */

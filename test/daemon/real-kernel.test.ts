@@ -55,7 +55,7 @@ function instrumentedFs(stats: Map<string, { periods: number; throttled: number;
 }
 
 describe('real kernel: property test through planner + writer', { skip: skip ?? false }, () => {
-  const parent = path.join(CPU, testParentName('prop'));
+  const parent = path.join(CPU, testParentName());
   const kubepods = path.join(parent, 'kubepods');
   const tmp = fs.mkdtempSync(
     path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'cpuburst-prop-'),

@@ -31,7 +31,7 @@ async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promi
 }
 
 describe('real kernel: a throttled workload', { skip: skip ?? false, timeout: 120_000 }, () => {
-  const name = testParentName('work');
+  const name = testParentName();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-work-'));
   let busy: ChildProcess | null = null;
   let timer: NodeJS.Timeout | null = null;
