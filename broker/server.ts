@@ -179,6 +179,7 @@ export async function startBroker(
     mq: store.mq,
     maximumPacketSize: cfg.maxPayloadBytes + 70_000, // header room; the payload is checked exactly below
     heartbeatInterval: 5000,
+    topicAliasMaximum: 64, // MQTT 5 inbound topic aliases
 
     preConnect(client, _packet, cb) {
       const ip = clientIp(client);

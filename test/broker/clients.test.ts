@@ -2,6 +2,7 @@
 // client, against one broker over TCP, TLS and WebSocket (mosquitto's clients have no WebSocket
 // support, so WebSocket is covered by paho and mqtt.js).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { before, describe, it, after as rootAfter } from 'node:test';
 import type { RunningBroker } from '../../broker/server.js';
 import {
@@ -36,6 +37,7 @@ before(async () => {
   b = await testBroker(after, {
     usersFile: users,
     tlsPort: 0,
+    wssPort: 0,
     tlsCert: certs.cert,
     tlsKey: certs.key,
     brokerId: 'itest',
@@ -306,14 +308,21 @@ describe('paho-mqtt (python3) client', () => {
 });
 
 describe('mqtt npm client (MQTT 5 and 3.1.1)', () => {
-  for (const via of ['mqtt', 'ws', 'mqtts'] as const) {
+  for (const via of ['mqtt', 'ws', 'mqtts', 'wss'] as const) {
     it(`MQTT 5 over ${via}: QoS 2, retained, shared subscription`, async () => {
-      const port = via === 'mqtt' ? b.ports.mqttPort! : via === 'ws' ? b.ports.wsPort! : b.ports.tlsPort!;
+      const ports = {
+        mqtt: b.ports.mqttPort,
+        ws: b.ports.wsPort,
+        mqtts: b.ports.tlsPort,
+        wss: b.ports.wssPort,
+      };
+      const port = ports[via]!;
+      const ca = via === 'mqtts' || via === 'wss' ? [readFileSync(certs.ca)] : undefined;
       const opts = {
         protocolVersion: 5 as const,
         username: 'alice',
         password: 'alice-pw',
-        ca: via === 'mqtts' ? [await import('node:fs').then((f) => f.readFileSync(certs.ca))] : undefined,
+        ca,
         servername: 'localhost',
       };
       const c1 = await connect(after, port, opts, via);
@@ -331,6 +340,59 @@ describe('mqtt npm client (MQTT 5 and 3.1.1)', () => {
       await waitFor('retained', () => got2.find((m) => m.topic === `n/${via}/ret` && m.retain));
     });
   }
+
+  it('MQTT 5 properties: user properties, request/response, subscription ids, no-local, topic alias', async () => {
+    const opts = { protocolVersion: 5 as const, username: 'alice', password: 'alice-pw' };
+    const s = await connect(after, b.ports.mqttPort!, { ...opts, properties: { sessionExpiryInterval: 30 } });
+    const p = await connect(after, b.ports.mqttPort!, opts);
+    const got: Array<{ topic: string; properties?: Record<string, unknown> }> = [];
+    s.on('message', (topic, _payload, packet) =>
+      got.push({ topic, properties: packet.properties as Record<string, unknown> }),
+    );
+    await s.subscribeAsync('v5/#', { qos: 1, properties: { subscriptionIdentifier: 42 } });
+    await s.subscribeAsync('own/#', { qos: 1, nl: true });
+    await s.publishAsync('own/x', 'not for me', { qos: 1 });
+    await p.publishAsync('v5/req', 'q', {
+      qos: 1,
+      properties: {
+        userProperties: { k: 'v' },
+        responseTopic: 'v5/resp',
+        correlationData: Buffer.from('c1'),
+        contentType: 'text/plain',
+      },
+    });
+    await p.publishAsync('v5/aliased', 'a', { qos: 1, properties: { topicAlias: 1 } });
+    await waitFor('both messages', () => got.length >= 2);
+    const req = got.find((m) => m.topic === 'v5/req')!;
+    assert.deepEqual({ ...(req.properties?.userProperties as object) }, { k: 'v' });
+    assert.equal(req.properties?.responseTopic, 'v5/resp');
+    assert.equal(String(req.properties?.correlationData), 'c1');
+    assert.equal(req.properties?.subscriptionIdentifier, 42);
+    assert.ok(got.find((m) => m.topic === 'v5/aliased'));
+    assert.ok(!got.some((m) => m.topic === 'own/x'), 'no-local honoured');
+  });
+
+  it('publishes client connected/disconnected events under $SYS/brokers/<id>/clients/', async () => {
+    const watcher = await connect(after, b.ports.mqttPort!, { username: 'alice', password: 'alice-pw' });
+    const got = collect(watcher);
+    await watcher.subscribeAsync('$SYS/brokers/itest/clients/+/+', { qos: 0 });
+    const c = await connect(after, b.ports.mqttPort!, {
+      username: 'bob',
+      password: 'bob-pw',
+      clientId: 'evented',
+    });
+    await c.endAsync();
+    await waitFor('connected event', () =>
+      got.find(
+        (m) =>
+          m.topic === '$SYS/brokers/itest/clients/evented/connected' &&
+          JSON.parse(m.payload).username === 'bob',
+      ),
+    );
+    await waitFor('disconnected event', () =>
+      got.find((m) => m.topic === '$SYS/brokers/itest/clients/evented/disconnected'),
+    );
+  });
 
   it('MQTT 3.1.1 client connects and round-trips', async () => {
     const c = await connect(after, b.ports.mqttPort!, {
