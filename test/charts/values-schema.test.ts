@@ -108,6 +108,21 @@ describe('values.schema.json', () => {
       ['broker.service.type=External'],
       /broker\.service\.type: broker\.service\.type must be one of/,
     ],
+    [
+      'an IoT user posing as an agent identity',
+      ['broker.extraUsers[0].username=agent:node-1', 'broker.extraUsers[0].password=x'],
+      /broker\.extraUsers\.0\.username: Must not validate the schema/,
+    ],
+    [
+      'an IoT user posing as the operator',
+      ['broker.extraUsers[0].username=operator', 'broker.extraUsers[0].password=x'],
+      /broker\.extraUsers\.0\.username: Must not validate the schema/,
+    ],
+    [
+      'an IoT user without a password',
+      ['broker.extraUsers[0].username=sensor'],
+      /broker\.extraUsers\.0: Must validate one and only one schema/,
+    ],
   ];
   for (const [label, set, message] of bad) {
     it(`helm template refuses ${label}`, async () => {
