@@ -39,7 +39,7 @@ export function chartSpec(r: DemoResults): vegaLite.TopLevelSpec {
       },
       {
         title: 'Throttled CFS periods (%)',
-        width: 240,
+        width: 300,
         height: 260,
         data: { values: throttling },
         layer: [

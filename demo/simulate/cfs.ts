@@ -25,7 +25,7 @@ export interface CfsState {
 export function initialCfs(nowUs: number, l: CfsLimits): CfsState {
   return {
     periodStartUs: nowUs,
-    runtimeUs: l.quotaUs > 0 ? l.quotaUs : 0,
+    runtimeUs: Math.max(l.quotaUs, 0),
     usedInPeriodUs: 0,
     throttled: false,
     throttledSinceUs: 0,
