@@ -144,7 +144,17 @@ export class MqttLink {
       });
       return;
     }
-    const ack = this.o.onDecision(doc);
+    let ack: Pick<AckMessage, 'result' | 'errors'>;
+    try {
+      ack = this.o.onDecision(doc);
+    } catch (err) {
+      // Never let one document take the agent down; the loop keeps enforcing what it has.
+      log.error('Failed to apply decision document', { version: doc.version, error: (err as Error).stack });
+      ack = {
+        result: 'PartiallyApplied',
+        errors: [{ uid: '', reason: 'InternalError', message: (err as Error).message }],
+      };
+    }
     this.publishAck(doc.version, ack.result, ack.errors);
     this.publishStatus(this.o.status());
   }

@@ -346,6 +346,57 @@ describe('agent container kinds and write errors', () => {
   });
 });
 
+describe('agent node state from the share pool', () => {
+  const h = makeHarness({ version: 2, cpus: 16 });
+  after(() => h.cleanup());
+  it("Koordinator's vector end to end: 16 CPUs, LSR pod requesting 8 using 5, node using 10 → overload", async () => {
+    const { fake } = h;
+    const lsr = fake.addPod({
+      uid: 'lsr-1',
+      qosClass: 'Guaranteed',
+      containers: [{ id: 'containerd://l1', quotaUs: 800000 }],
+    });
+    const { containerDirs } = fake.addPod({
+      uid: 'ls-1',
+      qosClass: 'Burstable',
+      containers: [{ id: 'containerd://s1', quotaUs: 100000 }],
+    });
+    const doc = document(1, [podDecision('ls-1', [container('app', 'containerd://s1', 1000)])], {
+      excludedPods: [
+        {
+          uid: 'lsr-1',
+          namespace: 'db',
+          name: 'db-0',
+          qos: 'LSR',
+          qosClass: 'Guaranteed',
+          cpuRequestMilli: 8000,
+        },
+      ],
+    });
+    h.agent.apply(doc);
+    let busy = 0;
+    let lsrUsage = 0;
+    for (let i = 0; i < 3; i++) {
+      busy += 10;
+      lsrUsage += 5e6;
+      fake.setProcStat(16, busy, i * 6);
+      fake.setStat(lsr.podDir, { usageUs: lsrUsage });
+      const s = fake.stat(containerDirs[0]!);
+      fake.setStat(containerDirs[0]!, {
+        nrPeriods: s.nrPeriods + 10,
+        nrThrottled: s.nrThrottled + 10,
+        usageUs: s.usageUs + 1e6,
+      });
+      h.clock.now += 1000;
+      h.agent.round();
+    }
+    assert.equal(h.agent.statusReport().nodeState, 'overload');
+    const ratio = (await h.metrics.sharePoolRatio.get()).values[0]!.value;
+    assert.ok(Math.abs(ratio - 5 / 8) < 1e-9, `share-pool ratio ${ratio}`);
+    assert.equal(fake.values(containerDirs[0]!).quotaUs, 100000, 'no scale-up under overload');
+  });
+});
+
 describe('agent on an Alibaba-Cloud-Linux-like kernel (burst > quota accepted)', () => {
   const h = makeHarness({ version: 1, burstAboveQuota: true });
   after(() => h.cleanup());
