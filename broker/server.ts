@@ -181,18 +181,14 @@ export async function startBroker(
     heartbeatInterval: 5000,
     topicAliasMaximum: 64, // MQTT 5 inbound topic aliases
 
-    preConnect(client, _packet, cb) {
-      const ip = clientIp(client);
-      if (!connBucket.take()) {
-        metrics.authFailures.inc({ reason: 'rate_limited' });
-        log.warn('Refused connection over the connection rate', { ip });
-        return cb(null, false);
-      }
-      cb(null, true);
-    },
-
     authenticate(client, username, password, done) {
       const ip = clientIp(client);
+      if (!connBucket.take()) {
+        // CONNACK 3 "server unavailable" (MQTT 5: 0x88) tells the client to come back later.
+        metrics.authFailures.inc({ reason: 'rate_limited' });
+        log.warn('Refused connection over the connection rate', { clientId: client.id, ip });
+        return done(Object.assign(new Error('connection rate exceeded'), { returnCode: 3 as const }), false);
+      }
       const ban = bans.find({ clientId: client.id, username, ip });
       if (ban) {
         metrics.authFailures.inc({ reason: 'banned' });

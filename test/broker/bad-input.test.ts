@@ -173,4 +173,18 @@ describe('bad input', () => {
     );
     assert.match(dropped, /reason="rate_limited"} [1-9]/);
   });
+
+  it('connections over --conn-rate get CONNACK 3 (server unavailable); others keep working', async () => {
+    const limited = await testBroker(after, { allowAnonymous: true, connRate: 2, httpPort: -1, wsPort: -1 });
+    const codes = [];
+    for (let i = 0; i < 5; i++)
+      codes.push(await connectError(limited.ports.mqttPort!, { clientId: `burst-${i}` }));
+    assert.deepEqual(codes.slice(0, 2), [0, 0]);
+    assert.ok(codes.slice(2).includes(3), `some connections refused: ${codes}`);
+    const metrics = await limited.metrics.registry.getSingleMetricAsString(
+      'cpuburst_broker_auth_failures_total',
+    );
+    assert.match(metrics, /reason="rate_limited"} [1-9]/);
+    await bystanderStillWorks('after-conn-burst');
+  });
 });
