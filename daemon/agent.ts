@@ -273,9 +273,15 @@ export class Agent {
         }
       }
       if (w.containers.length === 0) {
-        st.phase = 'Skipped';
+        // Nothing left to manage (limits removed, containers stopped): put back what we changed.
+        const r = this.restorePod(pod.uid, 'unmanaged');
+        st.phase = r.restored ? 'Restored' : 'Skipped';
         st.reason = skipped.length ? 'NoCpuLimit' : 'NoRunningContainers';
         if (skipped.length) st.message = skipped.join('; ');
+        if (r.error) {
+          st.phase = 'Failed';
+          err(pod, r.error.reason, r.error.message);
+        }
         continue;
       }
       // Someone else changed a value we wrote: leave it this round, make it the new baseline.
@@ -550,7 +556,14 @@ export class Agent {
       containers: ctrNodes,
       others,
     });
-    for (const c of plan.clamps) this.d.metrics.clamps.inc({ reason: c.reason });
+    // Count a clamp when a clamped value is written, not every round it stays in force.
+    for (const c of plan.clamps)
+      if (
+        plan.writes.some(
+          (w) => w.dir === c.dir && (w.field === c.field || (w.field === 'max' && c.field !== 'burst')),
+        )
+      )
+        this.d.metrics.clamps.inc({ reason: c.reason });
     return plan;
   }
 

@@ -322,6 +322,24 @@ describe('agent container kinds and write errors', () => {
     assert.equal(fake.values(containerDirs[2]!).burstUs, 0, 'container gone from the document: restored');
   });
 
+  it('a pod whose only container loses its limit is restored', () => {
+    const { containerDirs, podDir } = fake.addPod({
+      uid: 'lose',
+      qosClass: 'Burstable',
+      containers: [{ id: 'containerd://lo1', quotaUs: 100000 }],
+    });
+    h.agent.apply(document(10, [podDecision('lose', [container('a', 'containerd://lo1', 1000)])]));
+    assert.equal(fake.values(containerDirs[0]!).burstUs, 100000);
+    const res = h.agent.apply(
+      document(11, [podDecision('lose', [container('a', 'containerd://lo1', null)])]),
+    );
+    assert.deepEqual(res.errors, []);
+    assert.equal(h.agent.lastReport!.statuses[0]!.phase, 'Restored');
+    assert.equal(fake.values(containerDirs[0]!).burstUs, 0);
+    assert.equal(fake.values(podDir).burstUs, 0);
+    assert.equal(h.store.dirsOfPod('lose').length, 0);
+  });
+
   it('EACCES is reported as PermissionDenied, nothing after it is written', () => {
     const { containerDirs } = fake.addPod({
       uid: 'ro',
