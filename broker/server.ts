@@ -91,7 +91,9 @@ export async function startBroker(
   );
   const connBucket = new TokenBucket(cfg.connRate, Math.max(cfg.connRate, 1), clock);
   const shared = new SharedSubscriptions();
+  /** Connected clients (for the API); `infoOf` outlives the connection for wills published after it. */
   const clients = new Map<Client, ClientInfo>();
+  const infoOf = new WeakMap<Client, ClientInfo>();
   const delayed = new Set<NodeJS.Timeout>();
   const retainedTopics = new Set<string>();
 
@@ -116,16 +118,18 @@ export async function startBroker(
 
   /** Built-in rules, then the client's own (JWT/HTTP) rules, then the ACL file; no file = allow. */
   function permitted(client: Client | null, action: AclAction, topic: string): boolean {
-    const info = client ? clients.get(client) : undefined;
-    if (client && !info) return false;
-    const identity = info?.identity ?? null;
+    // Broker-internal publishes: API publishes are checked by the API, and wills replayed by a
+    // replica for a client of a dead one were authorized when that client connected.
+    if (!client) return true;
+    const info = infoOf.get(client);
+    if (!info) return false;
+    const identity = info.identity;
     const control =
       action === 'publish' ? controlPublish(identity, topic) : controlSubscribe(identity, topic);
     if (control !== 'continue') return control === 'allow';
-    if (!client) return true; // broker-internal publishes (stale wills were authorized at connect)
-    const subject = { username: info!.identity, clientId: client.id, ip: info!.ip };
-    if (info!.acl) {
-      const own = matchRules(info!.acl, subject, action, topic);
+    const subject = { username: info.identity, clientId: client.id, ip: info.ip };
+    if (info.acl) {
+      const own = matchRules(info.acl, subject, action, topic);
       if (own) return own === 'allow';
     }
     return acl ? checkAcl(acl, subject, action, topic) === 'allow' : true;
@@ -217,11 +221,13 @@ export async function startBroker(
             protocol: `mqtt-v${client.version}`,
           };
           clients.set(client, info);
+          infoOf.set(client, info);
           // A Last Will is authorized when it is registered, so a stale will published later by
           // another replica (without the client) was already checked.
           const will = (client as unknown as { _will?: { topic: string } })._will;
           if (will && !permitted(client, 'publish', will.topic)) {
             clients.delete(client);
+            infoOf.delete(client);
             metrics.aclDenials.inc({ action: 'publish' });
             log.warn('Refused connection: Last Will topic not allowed', {
               clientId: client.id,
@@ -240,7 +246,7 @@ export async function startBroker(
 
     authorizePublish(client, packet, cb) {
       if (client) {
-        const info = clients.get(client);
+        const info = infoOf.get(client);
         const live = !client.closed; // wills are published after close and were checked at connect
         if (live && info && !info.bucket.take()) {
           metrics.dropped.inc({ reason: 'rate_limited' });
@@ -320,7 +326,7 @@ export async function startBroker(
     },
 
     authorizeForward(client, packet) {
-      const info = clients.get(client);
+      const info = infoOf.get(client);
       if (!info || !allowForward(info.identity, packet.topic)) return null;
       const subs = (client as unknown as { subscriptions: Record<string, Subscription> }).subscriptions;
       // [MQTT-4.7.2-1] `#`/`+` never match $ topics; aedes' retained lookup does not enforce it.
@@ -352,7 +358,7 @@ export async function startBroker(
     metrics.connections.set(aedes.connectedClients);
     if (!client.clean) metrics.sessions.dec();
     shared.drop(client.id);
-    const info = clients.get(client);
+    const info = infoOf.get(client);
     clients.delete(client);
     log.info('Client disconnected', { clientId: client.id, username: info?.username });
     if (flapping.disconnected(client.id)) {
@@ -378,6 +384,8 @@ export async function startBroker(
   /** Gives a fresh connection to aedes, rewriting shared subscriptions before aedes parses them. */
   function attach(stream: import('node:stream').Duplex, req?: import('node:http').IncomingMessage): void {
     const client = aedes.handle(stream, req);
+    // A connection that ends without a clean `clientDisconnect` must not stay listed.
+    stream.once('close', () => setImmediate(() => clients.delete(client)));
     const parser = (client as unknown as { _parser: NodeJS.EventEmitter })._parser;
     parser.prependListener('packet', (packet: { cmd: string }) => {
       if (packet.cmd === 'subscribe' || packet.cmd === 'unsubscribe') shared.rewrite(client.id, packet);
