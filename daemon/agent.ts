@@ -175,6 +175,11 @@ export class Agent {
       errors.push({ uid: pod.uid, namespace: pod.namespace, name: pod.name, reason, message });
 
     for (const pod of doc?.pods ?? []) {
+      if (inDoc.has(pod.uid)) {
+        // Two plans for one cgroup would each start from the same stale reading.
+        err(pod, 'InvalidDecision', `pod uid ${pod.uid} appears more than once; the first entry is used`);
+        continue;
+      }
       inDoc.add(pod.uid);
       const st: PodStatus = { uid: pod.uid, namespace: pod.namespace, name: pod.name, phase: 'Applied' };
       statuses.push(st);
@@ -234,6 +239,10 @@ export class Agent {
             dir = null;
           }
           if (dir) this.ctrDirs.set(`${podDir}|${c.containerID}`, dir);
+        }
+        if (dir && w.containers.some((x) => x.dir === dir)) {
+          err(pod, 'InvalidDecision', `container ${c.name} repeats container ID ${c.containerID}`);
+          continue;
         }
         if (!dir) {
           err(pod, 'CgroupNotFound', `container ${c.name} (${c.containerID}) has no cgroup in ${podDir}`);

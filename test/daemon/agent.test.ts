@@ -246,6 +246,27 @@ describe('agent bad input', () => {
     assert.ok(fake.writeLog.length >= before);
   });
 
+  it('duplicate pods or container IDs in a document are refused, the first entry applies', () => {
+    const { containerDirs } = fake.addPod({
+      uid: 'dup',
+      qosClass: 'Burstable',
+      containers: [{ id: 'containerd://du1', quotaUs: 100000 }],
+    });
+    const p1 = podDecision('dup', [
+      container('a', 'containerd://du1', 1000),
+      container('b', 'containerd://du1', 1000),
+    ]);
+    const p2 = podDecision('dup', [container('a', 'containerd://du1', 1000)], { cpuBurstPercent: 50 });
+    const res = h.agent.apply(document(7, [p1, p2]));
+    assert.equal(
+      res.errors.filter((e) => e.reason === 'InvalidDecision').length,
+      2,
+      JSON.stringify(res.errors),
+    );
+    assert.equal(fake.values(containerDirs[0]!).burstUs, 100000);
+    assert.equal(fake.einvalCount, 0);
+  });
+
   it('a malicious uid or container id cannot escape the cgroup tree', () => {
     const res = h.agent.apply(
       document(5, [podDecision('../../etc', [container('a', 'containerd://../../x', 1000)])]),
