@@ -33,6 +33,7 @@ import { startBandwidthEmulator } from './simulate/emulator.js';
 import {
   type Component,
   ComponentError,
+  logField,
   nodeScriptArgv,
   REPO_ROOT,
   startComponent,
@@ -283,6 +284,20 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       },
     );
 
+    // Metrics endpoints (the components log the ports they picked).
+    const metrics = await waitFor(
+      'waiting for the operator and agent metrics ports',
+      () => {
+        const op = logField(operator, 'Started operator', 'metricsPort');
+        const ag = logField(agent, 'Serving metrics', 'port');
+        return op && ag
+          ? { operator: `http://127.0.0.1:${op}/metrics`, agent: `http://127.0.0.1:${ag}/metrics` }
+          : null;
+      },
+      { components: all(), timeoutMs: 30000 },
+    ).catch(() => ({ operator: `see ${operator.logFile}`, agent: `see ${agent.logFile}` }));
+    pipeline.metrics = { ...metrics, broker: `http://127.0.0.1:${brokerPorts.httpPort}/metrics` };
+
     // 6. The service pod.
     const latencyFile = path.join(work, 'latency.jsonl');
     const limitMilli = parseCpuMilli(o.cpuLimit);
@@ -334,6 +349,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           containerCgroup: containerRel,
           baseQuotaUs: baseQuota,
           credentials: path.dirname(creds.usersFile),
+          metrics: pipeline.metrics,
         },
         null,
         2,
@@ -476,7 +492,15 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     pipeline.changesVia = kube.via;
 
     if (o.keepRunning) {
-      printKeepRunning(o, { kubeconfigFile, mqttUrl, brokerPorts, creds, work, logDir });
+      printKeepRunning(o, {
+        kubeconfigFile,
+        mqttUrl,
+        brokerPorts,
+        creds,
+        work,
+        logDir,
+        metrics: pipeline.metrics as Record<string, string>,
+      });
       await new Promise<void>((resolve) => {
         process.removeListener('SIGINT', onSignal);
         process.removeListener('SIGTERM', onSignal);
@@ -526,6 +550,7 @@ function printKeepRunning(
     creds: { operatorPasswordFile: string; iot: Record<string, string> };
     work: string;
     logDir: string;
+    metrics: Record<string, string>;
   },
 ): void {
   const lines = [
@@ -533,10 +558,14 @@ function printKeepRunning(
     'The stack is still running (Ctrl-C stops it and removes every cgroup):',
     `  kubeconfig:   export KUBECONFIG=${x.kubeconfigFile}`,
     `                ${path.join(REPO_ROOT, '.tools', 'kubectl')} get cbs,pods -A`,
-    `  broker:       ${x.mqttUrl}   HTTP API + /metrics: http://127.0.0.1:${x.brokerPorts.httpPort}/metrics`,
+    `  broker:       ${x.mqttUrl}   HTTP API: http://127.0.0.1:${x.brokerPorts.httpPort}/`,
+    `  metrics:      broker ${x.metrics.broker}`,
+    `                operator ${x.metrics.operator}`,
+    `                agent ${x.metrics.agent}`,
     `  decisions:    mosquitto_sub -h 127.0.0.1 -p ${x.brokerPorts.mqttPort} -u operator -P "$(cat ${x.creds.operatorPasswordFile})" -t 'cpuburst/v1/nodes/${o.nodeName}/#' -v`,
     `  IoT user:     mosquitto_sub -h 127.0.0.1 -p ${x.brokerPorts.mqttPort} -u viewer -P '${x.creds.iot.viewer}' -t 'devices/#' -v`,
-    `  logs:         ${x.logDir}  (operator/agent metrics ports are in their logs)`,
+    `  logs:         ${x.logDir}`,
+    `  stack:        ${path.join(x.work, 'stack.json')}`,
     '',
   ];
   process.stderr.write(lines.join('\n'));

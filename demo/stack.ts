@@ -142,3 +142,23 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
   }
 }
+
+/** A numeric field of the first JSON log line with `message` (e.g. the port a component chose). */
+export function logField(c: Component, message: string, field: string): number | null {
+  let text = '';
+  try {
+    text = fs.readFileSync(c.logFile, 'utf8');
+  } catch {
+    return null;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.includes(message)) continue;
+    try {
+      const v = JSON.parse(line)[field];
+      if (typeof v === 'number') return v;
+    } catch {
+      // not JSON
+    }
+  }
+  return null;
+}

@@ -217,6 +217,12 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     );
     const base = String(stack.baseQuotaUs);
     assert.equal(cg('cpu.cfs_quota_us'), base, 'the demo restored the kubelet quota');
+    // The metrics URLs the demo prints answer.
+    for (const url of [stack.metrics.operator, stack.metrics.agent]) {
+      const m = await fetch(url);
+      assert.equal(m.status, 200, url);
+      assert.match(await m.text(), /^cpuburst_/m, url);
+    }
     assert.equal(cg('cpu.cfs_burst_us'), '0');
 
     const file = path.join(work, 'kubectl-cbs.yaml');
