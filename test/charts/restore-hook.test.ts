@@ -1,8 +1,9 @@
 // The uninstall path, end to end: render the chart, start the real agent with the DaemonSet's own
 // container args (its mounts simulated by temp dirs: a fake cgroupfs for /host/sys/fs/cgroup, a state
 // dir for /var/lib/cpuburst, the rendered Secret for the agent key) so it raises burst on a pod, stop
-// it as the kubelet does (SIGTERM leaves cgroups as they are), then run the rendered preStop command
-// and check every cgroup value is back to its original.
+// it (SIGTERM leaves cgroups as they are), then run the rendered preStop command and check every
+// cgroup value is back to its original. (pods.test.ts runs the hook while the agent still runs, as
+// the kubelet orders it.)
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,0 +1,325 @@
+// The rendered chart, run as a kubelet would run it: the broker, operator and agent processes start
+// from their rendered container args and env, with their volumes materialised from the rendered
+// Secrets (the chart's generated credentials and file formats), hostPaths on a fake cgroupfs, the
+// Service DNS name pointing at loopback, and the operator on devcluster. Their probes and metrics
+// answer on the rendered ports, and an annotated pod gets its burst written through the whole chain;
+// then `kubectl delete` + the preStop hook put the cgroup back.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
+import { cliArgv } from '../support/cli.js';
+import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
+import {
+  CHART,
+  find,
+  type K8sObject,
+  KUBECTL,
+  NAMESPACE,
+  name,
+  parseManifests,
+  run,
+  templateText,
+} from './helm.js';
+
+const NODE = 'node-a';
+const CONTAINER_ID = '4b1d0c7e9a2f';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function until(what: () => string, cond: () => boolean | Promise<boolean>, timeoutMs = 45_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function httpGet(port: number, p: string): Promise<{ status: number; body: string }> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(3000) });
+    return { status: res.status, body: await res.text() };
+  } catch {
+    return { status: 0, body: '' };
+  }
+}
+
+interface Proc {
+  child: ChildProcess;
+  log: string;
+  ports: Map<string, number>;
+  workload: K8sObject;
+}
+
+describe('rendered pods run as the kubelet would run them', { timeout: 170_000 }, () => {
+  let cluster: DevCluster;
+  let dir: string;
+  let kubeconfig: string;
+  let fake: FakeCgroupFs;
+  let objs: K8sObject[];
+  let manifests: string;
+  const procs = new Map<string, Proc>();
+  let podUid = '';
+
+  const kubectl = (...args: string[]) => run(KUBECTL, args, { KUBECONFIG: kubeconfig });
+
+  /** Starts the workload's first container the way the kubelet would, on this machine. */
+  function startPod(
+    component: string,
+    workload: K8sObject,
+    env: Record<string, string>,
+    extraArgs: string[],
+  ) {
+    const spec = workload.spec.template.spec;
+    const c = spec.containers[0];
+    const root = path.join(dir, component);
+    const mounts: Array<[string, string]> = [];
+    for (const vm of c.volumeMounts) {
+      const vol = spec.volumes.find((v: any) => v.name === vm.name);
+      let local = path.join(root, vm.name);
+      if (vol.hostPath?.path === '/sys/fs/cgroup') local = fake.root;
+      else if (vol.secret) {
+        mkdirSync(local, { recursive: true });
+        const secret = find(objs, 'Secret', vol.secret.secretName);
+        const items: Array<{ key: string; path: string }> =
+          vol.secret.items ?? Object.keys(secret.data).map((k) => ({ key: k, path: k }));
+        for (const it of items) {
+          writeFileSync(path.join(local, it.path), Buffer.from(secret.data[it.key], 'base64'), {
+            mode: vol.secret.defaultMode ?? 0o644,
+          });
+        }
+      } else mkdirSync(local, { recursive: true });
+      mounts.push([vm.mountPath, local]);
+    }
+    mounts.push(['/proc', fake.procRoot]);
+    mounts.sort((a, b) => b[0].length - a[0].length);
+    for (const e of c.env ?? []) {
+      const f = e.valueFrom?.fieldRef?.fieldPath;
+      if (f === 'metadata.name') env[e.name] = `${workload.metadata.name}-0`;
+      else if (f === 'metadata.namespace') env[e.name] = NAMESPACE;
+      else if (f === 'spec.nodeName') env[e.name] = NODE;
+    }
+    const svcHost = `${name('broker')}.${NAMESPACE}.svc`; // cluster DNS → the broker on loopback
+    const args = (c.args as string[]).map((a) => {
+      let out = a.replace(/\$\((\w+)\)/g, (_, k: string) => env[k] ?? '').replace(svcHost, '127.0.0.1');
+      for (const [from, to] of mounts) {
+        const re = new RegExp(`(^|=)${from.replace(/\//g, '\\/')}(?=/|$)`);
+        if (re.test(out)) {
+          out = out.replace(re, `$1${to}`);
+          break;
+        }
+      }
+      return out;
+    });
+    const [node, argv] = cliArgv([...args, ...extraArgs]);
+    const child = spawn(node, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p: Proc = {
+      child,
+      log: '',
+      ports: new Map(c.ports.map((x: any) => [x.name, x.containerPort])),
+      workload,
+    };
+    child.stdout!.on('data', (d) => {
+      p.log += d;
+    });
+    child.stderr!.on('data', (d) => {
+      p.log += d;
+    });
+    child.once('exit', (code) => {
+      p.log += `\n[exited ${code}]`;
+    });
+    procs.set(component, p);
+    return p;
+  }
+
+  async function probe(p: Proc, kind: 'readinessProbe' | 'livenessProbe') {
+    const h = p.workload.spec.template.spec.containers[0][kind].httpGet;
+    const port = typeof h.port === 'number' ? h.port : p.ports.get(h.port)!;
+    return httpGet(port, h.path);
+  }
+
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-chart-pods-'));
+    kubeconfig = path.join(dir, 'kubeconfig');
+    cluster = await startDevCluster({ kubeconfigPath: kubeconfig });
+    fake = FakeCgroupFs.create({ version: 1 });
+    const [mqtt, ws, http, probes, opMetrics, agentMetrics] = await Promise.all(
+      Array.from({ length: 6 }, () => freePort()),
+    );
+    manifests = await templateText({
+      set: [
+        `broker.ports.mqtt=${mqtt}`,
+        `broker.ports.ws=${ws}`,
+        `broker.ports.http=${http}`,
+        `operator.probePort=${probes}`,
+        `operator.metricsPort=${opMetrics}`,
+        `agent.metricsPort=${agentMetrics}`,
+      ],
+    });
+    objs = parseManifests(manifests);
+    writeFileSync(path.join(dir, 'chart.yaml'), manifests);
+    for (const args of [
+      ['apply', '-f', path.join(CHART, 'crds')],
+      ['create', 'namespace', NAMESPACE],
+      ['apply', '-n', NAMESPACE, '-f', path.join(dir, 'chart.yaml')],
+    ]) {
+      const r = await kubectl(...args);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    cluster.store.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, labels: {} } } as any);
+  });
+
+  after(async () => {
+    for (const p of procs.values()) {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        p.child.kill('SIGTERM');
+        await new Promise((r) => {
+          const t = setTimeout(() => {
+            p.child.kill('SIGKILL');
+            r(undefined);
+          }, 10_000);
+          p.child.once('exit', () => {
+            clearTimeout(t);
+            r(undefined);
+          });
+        });
+      }
+    }
+    await cluster?.close();
+    fake?.cleanup();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('broker, operator and agent start from the rendered args and turn ready', async () => {
+    // Loopback instead of a pod IP: the test machine's other interfaces stay closed.
+    startPod('broker', find(objs, 'Deployment', name('broker')), {}, ['--host=127.0.0.1']);
+    // An in-cluster ServiceAccount token becomes a kubeconfig for devcluster.
+    startPod('operator', find(objs, 'Deployment', name('operator')), {}, [`--kubeconfig=${kubeconfig}`]);
+    startPod('agent', find(objs, 'DaemonSet', name('agent')), {}, []);
+    for (const [component, p] of procs) {
+      await until(
+        () => `${component} ready (log: ${p.log.slice(-2500)})`,
+        async () => (await probe(p, 'readinessProbe')).status === 200 || p.child.exitCode !== null,
+      );
+      assert.equal(p.child.exitCode, null, `${component} exited: ${p.log.slice(-2500)}`);
+      assert.equal((await probe(p, 'livenessProbe')).status, 200, component);
+    }
+  });
+
+  it('the ServiceMonitor ports serve cpuburst_ metrics', async () => {
+    for (const [component, portName, prefix] of [
+      ['operator', 'metrics', 'cpuburst_reconcile_'],
+      ['agent', 'metrics', 'cpuburst_agent_'],
+      ['broker', 'http', 'cpuburst_broker_'],
+    ] as const) {
+      const p = procs.get(component)!;
+      const r = await httpGet(p.ports.get(portName)!, '/metrics');
+      assert.equal(r.status, 200, component);
+      assert.ok(r.body.includes(prefix), `${component} /metrics has no ${prefix}*`);
+    }
+  });
+
+  it('an annotated pod gets its burst through operator → broker → agent, with the chart credentials', async () => {
+    // The API server assigns the uid; the kubelet then creates the pod's cgroup under it.
+    const created = cluster.store.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'web-0',
+        namespace: 'default',
+        annotations: {
+          'cpuburst.io/enabled': 'true',
+          'cpuburst.io/config': '{"policy":"cpuBurstOnly","cpuBurstPercent":50}',
+        },
+      },
+      spec: {
+        nodeName: NODE,
+        containers: [{ name: 'web', resources: { limits: { cpu: '2' }, requests: { cpu: '1' } } }],
+      },
+      status: {
+        phase: 'Running',
+        qosClass: 'Burstable',
+        containerStatuses: [
+          {
+            name: 'web',
+            containerID: `containerd://${CONTAINER_ID}`,
+            state: { running: { startedAt: '2026-01-01T00:00:00Z' } },
+          },
+        ],
+      },
+    } as any);
+    podUid = created.metadata.uid;
+    const { containerDirs } = fake.addPod({
+      uid: podUid,
+      qosClass: 'Burstable',
+      containers: [{ id: `containerd://${CONTAINER_ID}`, quotaUs: 200_000 }],
+    });
+    const c0 = containerDirs[0]!;
+    await until(
+      () =>
+        `burst on the pod's cgroup (operator: ${procs.get('operator')!.log.slice(-1500)}\nagent: ${procs.get('agent')!.log.slice(-1500)})`,
+      () => (fake.values(c0).burstUs ?? 0) > 0,
+    );
+    assert.equal(fake.values(c0).burstUs, 100_000, '50 % of a 2-core quota');
+  });
+
+  it('uninstall: kubectl delete, then the preStop hook restores the cgroup', async () => {
+    const r = await kubectl('delete', '-n', NAMESPACE, '-f', path.join(dir, 'chart.yaml'), '--wait=false');
+    assert.equal(r.code, 0, r.stderr);
+    const agent = procs.get('agent')!;
+    const c = agent.workload.spec.template.spec.containers[0];
+    const hook: string[] = c.lifecycle.preStop.exec.command;
+    const argv = hook
+      .slice(1)
+      .map((a) =>
+        a
+          .replace('=/host/sys/fs/cgroup', `=${fake.root}`)
+          .replace('=/var/lib/cpuburst', `=${path.join(dir, 'agent', 'state')}`),
+      );
+    const [node, args] = cliArgv(argv);
+    const h = spawn(node, args, {
+      env: { ...process.env, NODE_NAME: NODE },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    h.stdout!.on('data', (d) => {
+      out += d;
+    });
+    h.stderr!.on('data', (d) => {
+      out += d;
+    });
+    const code = await new Promise<number | null>((resolve) => h.once('exit', resolve));
+    assert.equal(code, 0, out);
+    const c0 = fake.containerDir(fake.podDir('Burstable', podUid), `containerd://${CONTAINER_ID}`);
+    assert.equal(fake.values(c0).burstUs, 0, out);
+  });
+
+  it('the agent, still running between preStop and SIGTERM, does not write the burst back', {
+    todo:
+      'agent bug: the running loop sees the restore as a foreign change, adopts 0 as the baseline and ' +
+      're-applies its retained decision a round later, so the node keeps the burst after uninstall. ' +
+      'Fix in daemon/: --restore-all should quiesce a running agent first (e.g. a marker in the state ' +
+      'dir that the loop checks before each round)',
+  }, async () => {
+    const agent = procs.get('agent')!;
+    const c0 = fake.containerDir(fake.podDir('Burstable', podUid), `containerd://${CONTAINER_ID}`);
+    // The kubelet sends SIGTERM only after preStop returns; a few control-loop rounds fit in between.
+    await new Promise((r) => setTimeout(r, 3500));
+    agent.child.kill('SIGTERM');
+    await new Promise((r) => agent.child.once('exit', r));
+    assert.equal(fake.values(c0).burstUs, 0, `burst written back after the hook: ${agent.log.slice(-1500)}`);
+  });
+});
