@@ -219,7 +219,8 @@ describe('rendered pods run as the kubelet would run them', { timeout: 170_000 }
     }
   });
 
-  it('the ServiceMonitor ports serve cpuburst_ metrics', async () => {
+  it('the ServiceMonitor ports serve cpuburst_ metrics, and the dashboard queries only metrics they export', async () => {
+    const exported = new Set<string>();
     for (const [component, portName, prefix] of [
       ['operator', 'metrics', 'cpuburst_reconcile_'],
       ['agent', 'metrics', 'cpuburst_agent_'],
@@ -229,7 +230,24 @@ describe('rendered pods run as the kubelet would run them', { timeout: 170_000 }
       const r = await httpGet(p.ports.get(portName)!, '/metrics');
       assert.equal(r.status, 200, component);
       assert.ok(r.body.includes(prefix), `${component} /metrics has no ${prefix}*`);
+      for (const m of r.body.matchAll(/^# TYPE (\S+) (\w+)/gm)) {
+        exported.add(m[1]!);
+        if (m[2] === 'histogram')
+          for (const sfx of ['_bucket', '_sum', '_count']) exported.add(`${m[1]}${sfx}`);
+      }
     }
+    const dash = JSON.parse(find(objs, 'ConfigMap', name('dashboard')).data['cpuburst.json']);
+    const queried = new Set<string>();
+    for (const panel of dash.panels) {
+      for (const t of panel.targets ?? [])
+        for (const m of t.expr.matchAll(/\bcpuburst_[a-z_]+/g)) queried.add(m[0]);
+    }
+    assert.ok(queried.size >= 10);
+    assert.deepEqual(
+      [...queried].filter((q) => !exported.has(q)),
+      [],
+      'dashboard queries metrics nobody exports',
+    );
   });
 
   it('an annotated pod gets its burst through operator → broker → agent, with the chart credentials', async () => {
