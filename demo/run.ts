@@ -129,6 +129,13 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // A crash of the demo itself must not leave the components running (the kubelet's own exit hook
+  // removes the cgroups and container processes).
+  const onExit = () => {
+    for (const c of components)
+      if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGTERM');
+  };
+  process.on('exit', onExit);
 
   try {
     // 1. The API emulator.
@@ -461,6 +468,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       const r = await measurePhase('3 busy node', 'same strategy, neighbour pod loading the node');
       pipeline.nodeStateUnderLoad = observer.status?.nodeState ?? null;
       pipeline.quotaUnderLoadUs = r.cgroup.quotaUs;
+      say(
+        `  node state reported by the agent: ${pipeline.nodeStateUnderLoad ?? 'unknown'}; the dynamic quota is held at ${r.cgroup.quotaUs} µs (limit ${baseQuota} µs)`,
+      );
       await kube.deletePod(DEMO_NAMESPACE, NEIGHBOUR_POD);
     }
 
@@ -536,6 +546,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     await cleanup();
     return 1;
   } finally {
+    process.removeListener('exit', onExit);
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }

@@ -217,6 +217,14 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     );
     const base = String(stack.baseQuotaUs);
     assert.equal(cg('cpu.cfs_quota_us'), base, 'the demo restored the kubelet quota');
+    // The printed mosquitto_sub command (operator credentials) shows the retained decision document.
+    const cmd = /decisions:\s+(mosquitto_sub .*)$/m.exec(stderr)?.[1];
+    assert.ok(cmd, 'the demo prints a mosquitto_sub command');
+    const subbed = await sh('sh', ['-c', `${cmd} -W 4`]); // retained messages, then a timeout (27)
+    assert.ok(subbed.code === 27 || subbed.code === 0, subbed.stderr);
+    const line = subbed.stdout.split('\n').find((l) => l.startsWith(`${topics.decisions(stack.node)} `));
+    assert.ok(line, `the retained decision document is shown: ${subbed.stdout.slice(0, 500)}`);
+    assert.equal(decode.decisions(line.slice(line.indexOf(' ') + 1)).ok, true);
     // The metrics URLs the demo prints answer.
     for (const url of [stack.metrics.operator, stack.metrics.agent]) {
       const m = await fetch(url);
