@@ -357,6 +357,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           baseQuotaUs: baseQuota,
           credentials: path.dirname(creds.usersFile),
           metrics: pipeline.metrics,
+          pids: Object.fromEntries([...components.map((c) => [c.name, c.child.pid]), ['demo', process.pid]]),
+          containerPids: info.containers.map((c) => c.pid),
         },
         null,
         2,

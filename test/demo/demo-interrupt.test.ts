@@ -1,0 +1,77 @@
+// Ctrl-C in the middle of the demo: every component process, every container process and every
+// cgroup of the run is gone, and the demo exits 130.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { destroyTreeSync } from '../../devcluster/kubelet/cgroupfs.js';
+import { spawnCli } from '../support/cli.js';
+
+const CG = '/sys/fs/cgroup';
+const realCgroups = fs.existsSync(`${CG}/cpu/cpu.cfs_quota_us`) && process.getuid?.() === 0;
+const skip = realCgroups ? false : 'needs root and a cgroup v1 cpu controller at /sys/fs/cgroup/cpu';
+const BASE = `cpuburst-test-demo-${process.pid}-int`;
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const ourTrees = () =>
+  ['cpu', 'cpuacct'].flatMap((ctl) =>
+    fs.readdirSync(path.join(CG, ctl)).filter((n) => n.startsWith(`${BASE}-`)),
+  );
+
+test('Ctrl-C during the demo removes every process and cgroup', { skip, timeout: 150000 }, async () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-demo-int-'));
+  const demo = spawnCli([
+    'demo',
+    '--duration',
+    '60',
+    '--work-dir',
+    work,
+    '--out-dir',
+    work,
+    '--parent-base',
+    BASE,
+  ]);
+  let stderr = '';
+  demo.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((r) => demo.once('exit', (code) => r(code)));
+  after(() => {
+    if (demo.exitCode === null) demo.kill('SIGKILL');
+    for (const ctl of ['cpu', 'cpuacct'])
+      for (const n of ourTrees())
+        if (fs.existsSync(path.join(CG, ctl, n))) destroyTreeSync(path.join(CG, ctl, n));
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+  const stackFile = path.join(work, 'stack.json');
+  const end = Date.now() + 120000;
+  while (!fs.existsSync(stackFile)) {
+    assert.equal(demo.exitCode, null, `demo exited early: ${stderr}`);
+    assert.ok(Date.now() < end, 'stack.json never appeared');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const stack = JSON.parse(fs.readFileSync(stackFile, 'utf8'));
+  const pids: number[] = [...Object.values(stack.pids as Record<string, number>), ...stack.containerPids];
+  assert.ok(
+    pids.length >= 6,
+    `devcluster, broker, operator, agent, demo, service: ${JSON.stringify(stack.pids)}`,
+  );
+  assert.ok(pids.every(alive));
+  assert.equal(ourTrees().length, 2);
+
+  demo.kill('SIGINT');
+  assert.equal(await exited, 130);
+  assert.match(stderr, /SIGINT: stopping the stack and removing every cgroup/);
+  const deadline = Date.now() + 15000;
+  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(pids.filter(alive), [], 'no component or container process survives');
+  assert.deepEqual(ourTrees(), []);
+});
