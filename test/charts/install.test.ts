@@ -151,6 +151,46 @@ describe('install on devcluster', () => {
     assert.match(r.stderr, /cpuBurstPercent/);
   });
 
+  it('the NOTES printed by helm install are a working copy-paste script', async () => {
+    const r = await helm(['install', 'notes', CHART, '-n', 'default', '--dry-run=client'], {
+      KUBECONFIG: kubeconfig,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
+    const steps = notes.slice(notes.indexOf('1. Apply'), notes.indexOf('Cluster defaults'));
+    // What a user pastes: the indented command lines and the heredoc, not the numbered prose.
+    let heredoc: string | null = null;
+    const script = steps
+      .split('\n')
+      .filter((l) => !/^\d+\. /.test(l))
+      .map((l) => {
+        if (heredoc !== null) {
+          if (l === heredoc) heredoc = null;
+          return l; // heredoc bodies are pasted verbatim
+        }
+        heredoc = /<<'(\w+)'\s*$/.exec(l)?.[1] ?? null;
+        return l.replace(/^ {2}/, '').replaceAll('<pod>', 'web-0');
+      })
+      .join('\n');
+    assert.match(script, /kubectl apply -f -/);
+    assert.match(script, /kubectl annotate pod web-0 cpuburst\.io\/enabled="true"/);
+    cluster.store.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web-0', namespace: 'default', labels: { app: 'web' } },
+      spec: { containers: [{ name: 'web', resources: { limits: { cpu: '1' } } }] },
+    } as any);
+    const res = await run('bash', ['-euo', 'pipefail', '-c', script], {
+      KUBECONFIG: kubeconfig,
+      PATH: `${path.dirname(KUBECTL)}:${process.env.PATH}`,
+    });
+    assert.equal(res.code, 0, `${script}\n---\n${res.stdout}\n${res.stderr}`);
+    assert.ok(cluster.store.get('cpuburst.io/v1alpha1', 'CpuBurstStrategy', 'web-burst'));
+    const annotated = cluster.store.get('v1', 'Pod', 'web-0', 'default');
+    assert.equal(annotated?.metadata.annotations['cpuburst.io/enabled'], 'true');
+    assert.equal(annotated?.metadata.annotations['cpuburst.io/config'], '{"cpuBurstPercent":50}');
+  });
+
   it('helm install, upgrade (generated credentials kept via lookup) and uninstall (only the CRD stays)', {
     todo:
       'needs devcluster to default an empty metadata.namespace from the URL (helm stores releases ' +
