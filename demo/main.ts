@@ -1,5 +1,7 @@
 // `cpuburst demo`: the one-command local demo; `cpuburst demo kubelet` runs the mini-kubelet alone.
 import { FlagError, formatHelp, parseFlags } from '../common/flags.js';
+import { parseCpuMilli } from '../devcluster/kubelet/resources.js';
+import { isValidNodeName } from '../protocol/topics.js';
 import { DEMO_FLAGS } from './flags.js';
 import { runDemo } from './run.js';
 
@@ -26,6 +28,15 @@ export async function main(argv: string[]): Promise<number | undefined> {
   if (!(workMs > 0)) throw new FlagError(`--work-ms must be a positive number, got ${v.workMs}`);
   if (Number(v.duration) < 1) throw new FlagError('--duration must be at least 1 second');
   if (Number(v.warmup) < 0) throw new FlagError('--warmup must not be negative');
+  try {
+    if (parseCpuMilli(String(v.cpuLimit)) < 10) throw new Error('below 10m');
+  } catch (err) {
+    throw new FlagError(
+      `--cpu-limit ${JSON.stringify(v.cpuLimit)} is not a usable CPU quantity (${(err as Error).message})`,
+    );
+  }
+  if (!isValidNodeName(String(v.nodeName)))
+    throw new FlagError(`--node-name ${JSON.stringify(v.nodeName)} is not a valid node name`);
   return runDemo({
     duration: Number(v.duration),
     warmup: Number(v.warmup),

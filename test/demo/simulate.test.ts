@@ -90,3 +90,17 @@ test('cpuburst demo --simulate runs every component on a fake cgroupfs', { timeo
   );
   assert.deepEqual(fs.readdirSync(path.join(work, 'cgroupfs', 'cpu')), []);
 });
+
+test('bad demo flags exit 2 with a clear message', { timeout: 60000 }, async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--cpu-limit', 'abc'], /--cpu-limit "abc" is not a usable CPU quantity/],
+    [['--node-name', 'Bad_Node'], /--node-name "Bad_Node" is not a valid node name/],
+    [['--rate', '0'], /--rate must be a positive number/],
+    [['--bogus'], /unknown flag --bogus/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await runCli(['demo', ...args]);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, re);
+  }
+});
