@@ -5,9 +5,8 @@
 // answer on the rendered ports, and an annotated pod gets its burst written through the whole chain;
 // then `kubectl delete` + the preStop hook put the cgroup back.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -25,44 +24,10 @@ import {
   run,
   templateText,
 } from './helm.js';
+import { freePort, httpGet, type Proc, probe, startContainer, stop, translateArg, until } from './kubelet.js';
 
 const NODE = 'node-a';
 const CONTAINER_ID = '4b1d0c7e9a2f';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function until(what: () => string, cond: () => boolean | Promise<boolean>, timeoutMs = 45_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function httpGet(port: number, p: string): Promise<{ status: number; body: string }> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(3000) });
-    return { status: res.status, body: await res.text() };
-  } catch {
-    return { status: 0, body: '' };
-  }
-}
-
-interface Proc {
-  child: ChildProcess;
-  log: string;
-  ports: Map<string, number>;
-  workload: K8sObject;
-}
 
 describe('rendered pods run as the kubelet would run them', { timeout: 170_000 }, () => {
   let cluster: DevCluster;
@@ -76,79 +41,21 @@ describe('rendered pods run as the kubelet would run them', { timeout: 170_000 }
 
   const kubectl = (...args: string[]) => run(KUBECTL, args, { KUBECONFIG: kubeconfig });
 
-  /** Starts the workload's first container the way the kubelet would, on this machine. */
-  function startPod(
-    component: string,
-    workload: K8sObject,
-    env: Record<string, string>,
-    extraArgs: string[],
-  ) {
-    const spec = workload.spec.template.spec;
-    const c = spec.containers[0];
-    const root = path.join(dir, component);
-    const mounts: Array<[string, string]> = [];
-    for (const vm of c.volumeMounts) {
-      const vol = spec.volumes.find((v: any) => v.name === vm.name);
-      let local = path.join(root, vm.name);
-      if (vol.hostPath?.path === '/sys/fs/cgroup') local = fake.root;
-      else if (vol.secret) {
-        mkdirSync(local, { recursive: true });
-        const secret = find(objs, 'Secret', vol.secret.secretName);
-        const items: Array<{ key: string; path: string }> =
-          vol.secret.items ?? Object.keys(secret.data).map((k) => ({ key: k, path: k }));
-        for (const it of items) {
-          writeFileSync(path.join(local, it.path), Buffer.from(secret.data[it.key], 'base64'), {
-            mode: vol.secret.defaultMode ?? 0o644,
-          });
-        }
-      } else mkdirSync(local, { recursive: true });
-      mounts.push([vm.mountPath, local]);
-    }
-    mounts.push(['/proc', fake.procRoot]);
-    mounts.sort((a, b) => b[0].length - a[0].length);
-    for (const e of c.env ?? []) {
-      const f = e.valueFrom?.fieldRef?.fieldPath;
-      if (f === 'metadata.name') env[e.name] = `${workload.metadata.name}-0`;
-      else if (f === 'metadata.namespace') env[e.name] = NAMESPACE;
-      else if (f === 'spec.nodeName') env[e.name] = NODE;
-    }
-    const svcHost = `${name('broker')}.${NAMESPACE}.svc`; // cluster DNS → the broker on loopback
-    const args = (c.args as string[]).map((a) => {
-      let out = a.replace(/\$\((\w+)\)/g, (_, k: string) => env[k] ?? '').replace(svcHost, '127.0.0.1');
-      for (const [from, to] of mounts) {
-        const re = new RegExp(`(^|=)${from.replace(/\//g, '\\/')}(?=/|$)`);
-        if (re.test(out)) {
-          out = out.replace(re, `$1${to}`);
-          break;
-        }
-      }
-      return out;
-    });
-    const [node, argv] = cliArgv([...args, ...extraArgs]);
-    const child = spawn(node, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const p: Proc = {
-      child,
-      log: '',
-      ports: new Map(c.ports.map((x: any) => [x.name, x.containerPort])),
-      workload,
-    };
-    child.stdout!.on('data', (d) => {
-      p.log += d;
-    });
-    child.stderr!.on('data', (d) => {
-      p.log += d;
-    });
-    child.once('exit', (code) => {
-      p.log += `\n[exited ${code}]`;
+  function startPod(component: string, workload: K8sObject, extraArgs: string[]) {
+    const p = startContainer(workload, {
+      objs,
+      dir: path.join(dir, component),
+      node: NODE,
+      namespace: NAMESPACE,
+      podName: `${workload.metadata.name}-0`,
+      hostPaths: { '/sys/fs/cgroup': fake.root, '/var/lib/cpuburst': path.join(dir, component, 'state') },
+      paths: { '/proc': fake.procRoot },
+      // Cluster DNS: the broker Service resolves to the broker process on loopback.
+      dns: [[`${name('broker')}.${NAMESPACE}.svc`, '127.0.0.1']],
+      extraArgs,
     });
     procs.set(component, p);
     return p;
-  }
-
-  async function probe(p: Proc, kind: 'readinessProbe' | 'livenessProbe') {
-    const h = p.workload.spec.template.spec.containers[0][kind].httpGet;
-    const port = typeof h.port === 'number' ? h.port : p.ports.get(h.port)!;
-    return httpGet(port, h.path);
   }
 
   before(async () => {
@@ -183,21 +90,7 @@ describe('rendered pods run as the kubelet would run them', { timeout: 170_000 }
   });
 
   after(async () => {
-    for (const p of procs.values()) {
-      if (p.child.exitCode === null && p.child.signalCode === null) {
-        p.child.kill('SIGTERM');
-        await new Promise((r) => {
-          const t = setTimeout(() => {
-            p.child.kill('SIGKILL');
-            r(undefined);
-          }, 10_000);
-          p.child.once('exit', () => {
-            clearTimeout(t);
-            r(undefined);
-          });
-        });
-      }
-    }
+    for (const p of procs.values()) await stop(p.child);
     await cluster?.close();
     fake?.cleanup();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -205,10 +98,10 @@ describe('rendered pods run as the kubelet would run them', { timeout: 170_000 }
 
   it('broker, operator and agent start from the rendered args and turn ready', async () => {
     // Loopback instead of a pod IP: the test machine's other interfaces stay closed.
-    startPod('broker', find(objs, 'Deployment', name('broker')), {}, ['--host=127.0.0.1']);
+    startPod('broker', find(objs, 'Deployment', name('broker')), ['--host=127.0.0.1']);
     // An in-cluster ServiceAccount token becomes a kubeconfig for devcluster.
-    startPod('operator', find(objs, 'Deployment', name('operator')), {}, [`--kubeconfig=${kubeconfig}`]);
-    startPod('agent', find(objs, 'DaemonSet', name('agent')), {}, []);
+    startPod('operator', find(objs, 'Deployment', name('operator')), [`--kubeconfig=${kubeconfig}`]);
+    startPod('agent', find(objs, 'DaemonSet', name('agent')), []);
     for (const [component, p] of procs) {
       await until(
         () => `${component} ready (log: ${p.log.slice(-2500)})`,
@@ -300,13 +193,8 @@ describe('rendered pods run as the kubelet would run them', { timeout: 170_000 }
     const agent = procs.get('agent')!;
     const c = agent.workload.spec.template.spec.containers[0];
     const hook: string[] = c.lifecycle.preStop.exec.command;
-    const argv = hook
-      .slice(1)
-      .map((a) =>
-        a
-          .replace('=/host/sys/fs/cgroup', `=${fake.root}`)
-          .replace('=/var/lib/cpuburst', `=${path.join(dir, 'agent', 'state')}`),
-      );
+    // exec hooks get no $(VAR) expansion; only the mounts are translated.
+    const argv = hook.slice(1).map((a) => translateArg(a, {}, agent.mounts, false));
     const [node, args] = cliArgv(argv);
     const h = spawn(node, args, {
       env: { ...process.env, NODE_NAME: NODE },

@@ -1,0 +1,162 @@
+// A tiny kubelet for chart tests: starts a rendered workload's container as a local process the way
+// the kubelet would run it: Secret volumes written out from the rendered Secrets (items and
+// defaultMode honoured), emptyDirs as temp dirs, hostPaths mapped to what the test provides,
+// downward-API env, $(VAR) expansion in args, and cluster DNS names rewritten to loopback.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { cliArgv } from '../support/cli.js';
+import { find, type K8sObject } from './helm.js';
+
+export interface Proc {
+  child: ChildProcess;
+  log: string;
+  /** containerPort by port name. */
+  ports: Map<string, number>;
+  workload: K8sObject;
+  /** container path → local path, for the hook and for assertions. */
+  mounts: Array<[string, string]>;
+}
+
+export interface PodOptions {
+  /** The rendered objects (Secrets are read from here). */
+  objs: K8sObject[];
+  /** Where this pod's volumes live. */
+  dir: string;
+  node: string;
+  namespace: string;
+  podName: string;
+  /** hostPath path → local directory. */
+  hostPaths?: Record<string, string>;
+  /** Other container paths that point somewhere local (e.g. /proc). */
+  paths?: Record<string, string>;
+  /** Substring rewrites applied to every argument (cluster DNS → 127.0.0.1:port). */
+  dns?: Array<[string, string]>;
+  extraArgs?: string[];
+  /** The image entrypoint; default `cpuburst` from source. */
+  entrypoint?: string[];
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Rewrites one argument: $(VAR) from env (when `expand`), then at most one mount, longest first. */
+export function translateArg(
+  a: string,
+  env: Record<string, string>,
+  mounts: Array<[string, string]>,
+  expand: boolean,
+): string {
+  const out = expand ? a.replace(/\$\((\w+)\)/g, (_, k: string) => env[k] ?? '') : a;
+  for (const [from, to] of [...mounts].sort((x, y) => y[0].length - x[0].length)) {
+    const re = new RegExp(`(^|=)${from.replace(/\//g, '\\/')}(?=/|$)`);
+    if (re.test(out)) return out.replace(re, `$1${to}`);
+  }
+  return out;
+}
+
+export function startContainer(workload: K8sObject, o: PodOptions): Proc & { env: Record<string, string> } {
+  const spec = workload.spec.template.spec;
+  const c = spec.containers[0];
+  const mounts: Array<[string, string]> = [];
+  for (const vm of c.volumeMounts ?? []) {
+    const vol = spec.volumes.find((v: any) => v.name === vm.name);
+    let local = path.join(o.dir, vm.name);
+    if (vol.hostPath) {
+      const mapped = o.hostPaths?.[vol.hostPath.path];
+      if (!mapped) throw new Error(`no local directory for hostPath ${vol.hostPath.path}`);
+      if (vol.hostPath.type === 'DirectoryOrCreate') mkdirSync(mapped, { recursive: true });
+      local = mapped;
+    } else if (vol.secret) {
+      mkdirSync(local, { recursive: true });
+      const secret = find(o.objs, 'Secret', vol.secret.secretName);
+      const items: Array<{ key: string; path: string }> =
+        vol.secret.items ?? Object.keys(secret.data).map((k) => ({ key: k, path: k }));
+      for (const it of items) {
+        writeFileSync(path.join(local, it.path), Buffer.from(secret.data[it.key], 'base64'), {
+          mode: vol.secret.defaultMode ?? 0o644,
+        });
+      }
+    } else mkdirSync(local, { recursive: true });
+    mounts.push([vm.mountPath, local]);
+  }
+  for (const [from, to] of Object.entries(o.paths ?? {})) mounts.push([from, to]);
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    const f = e.valueFrom?.fieldRef?.fieldPath;
+    if (f === 'metadata.name') env[e.name] = o.podName;
+    else if (f === 'metadata.namespace') env[e.name] = o.namespace;
+    else if (f === 'spec.nodeName') env[e.name] = o.node;
+    else if (e.value !== undefined) env[e.name] = e.value;
+  }
+  const args = ((c.args ?? []) as string[]).map((a) => {
+    let out = translateArg(a, env, mounts, true);
+    for (const [from, to] of o.dns ?? []) out = out.replace(from, to);
+    return out;
+  });
+  const [cmd, argv] = o.entrypoint
+    ? [o.entrypoint[0]!, [...o.entrypoint.slice(1), ...args, ...(o.extraArgs ?? [])]]
+    : cliArgv([...args, ...(o.extraArgs ?? [])]);
+  const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = {
+    child,
+    log: '',
+    ports: new Map<string, number>((c.ports ?? []).map((x: any) => [x.name, x.containerPort])),
+    workload,
+    mounts,
+    env,
+  };
+  child.stdout!.on('data', (d) => {
+    p.log += d;
+  });
+  child.stderr!.on('data', (d) => {
+    p.log += d;
+  });
+  child.once('exit', (code, signal) => {
+    p.log += `\n[exited ${code ?? signal}]`;
+  });
+  return p;
+}
+
+export async function httpGet(port: number, p: string): Promise<{ status: number; body: string }> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(3000) });
+    return { status: res.status, body: await res.text() };
+  } catch {
+    return { status: 0, body: '' };
+  }
+}
+
+/** Runs the container's httpGet probe of that kind; status 0 when nothing answers. */
+export function probe(p: Proc, kind: 'readinessProbe' | 'livenessProbe') {
+  const h = p.workload.spec.template.spec.containers[0][kind].httpGet;
+  const port = typeof h.port === 'number' ? h.port : p.ports.get(h.port)!;
+  return httpGet(port, h.path);
+}
+
+export async function until(what: () => string, cond: () => boolean | Promise<boolean>, timeoutMs = 45_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+export async function stop(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await gone;
+  clearTimeout(t);
+}
