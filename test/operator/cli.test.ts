@@ -95,7 +95,7 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
     logs = jsonLines(child);
   });
   after(async () => {
-    if (child && child.exitCode === null) {
+    if (child && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
       await exited(child);
     }

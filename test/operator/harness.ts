@@ -298,10 +298,12 @@ export function jsonLines(child: ChildProcess): Array<Record<string, any>> {
 }
 
 export function exited(child: ChildProcess, timeoutMs = 15_000): Promise<number | null> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  // A child killed by a signal keeps exitCode null (signalCode is set instead).
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => {
     const t = setTimeout(() => {
       child.kill('SIGKILL');
+      setTimeout(() => resolve(null), 2000).unref();
     }, timeoutMs);
     child.once('exit', (code) => {
       clearTimeout(t);
