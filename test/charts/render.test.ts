@@ -58,6 +58,17 @@ describe('chart renders and lints', () => {
     assert.match((await validateObject(badType)).join('\n'), /containerPort must be integer/);
   });
 
+  it('declares Kubernetes >= 1.25 (policy/v1, seccompProfile) and renders up to current versions', async () => {
+    const { helm, CHART } = await import('./helm.js');
+    const old = await helm(['template', 'rel', CHART, '--kube-version', '1.24.9']);
+    assert.notEqual(old.code, 0);
+    assert.match(old.stderr, /chart requires kubeVersion: >=1\.25\.0-0/);
+    for (const v of ['1.25.0', '1.32.3', '1.35.0']) {
+      const r = await helm(['template', 'rel', CHART, '--kube-version', v]);
+      assert.equal(r.code, 0, `${v}: ${r.stderr}`);
+    }
+  });
+
   it('a long release name still yields names of at most 63 characters', async () => {
     const { helm, CHART } = await import('./helm.js');
     const rel = 'a-very-long-release-name-that-goes-on-and-on-and-on-x';
