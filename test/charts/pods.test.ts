@@ -187,6 +187,23 @@ describe('rendered pods run as the kubelet would run them', { timeout: 170_000 }
     assert.equal(fake.values(c0).burstUs, 100_000, '50 % of a 2-core quota');
   });
 
+  it('the broker HTTP API takes the chart-generated API key and lists the operator and agent identities', async () => {
+    const port = procs.get('broker')!.ports.get('http')!;
+    const key = Buffer.from(
+      find(objs, 'Secret', name('broker-api-key')).data['api-key'],
+      'base64',
+    ).toString();
+    const denied = await fetch(`http://127.0.0.1:${port}/api/v5/clients`);
+    assert.equal(denied.status, 401);
+    const res = await fetch(`http://127.0.0.1:${port}/api/v5/clients`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    assert.equal(res.status, 200);
+    const body = await res.text();
+    assert.match(body, /"operator"/);
+    assert.match(body, new RegExp(`"agent:${NODE}"`));
+  });
+
   it('uninstall: kubectl delete, then the preStop hook restores the cgroup', async () => {
     const r = await kubectl('delete', '-n', NAMESPACE, '-f', path.join(dir, 'chart.yaml'), '--wait=false');
     assert.equal(r.code, 0, r.stderr);
