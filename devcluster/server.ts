@@ -61,7 +61,14 @@ function sendError(res: ServerResponse, err: ApiError): void {
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
+  let size = 0;
+  const limit = 3 * 1024 * 1024; // the real server's limit for request bodies
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size <= limit) chunks.push(c as Buffer); // past the limit: drain, so the client reads our answer
+  }
+  if (size > limit)
+    throw new ApiError(413, 'RequestEntityTooLarge', `Request entity too large: limit is ${limit}`);
   return Buffer.concat(chunks);
 }
 

@@ -3,6 +3,7 @@
 // that watches replay from. Objects inside the store are never mutated: each write stores a new copy.
 import { randomUUID } from 'node:crypto';
 import { ApiError, errors, type StatusCause } from './errors.js';
+import { validateMeta } from './meta-validation.js';
 import { clone, deepEqual } from './patch.js';
 import { apiVersionOf, type Registry, type ResourceType, typeKey, typesFromCrd } from './resources.js';
 
@@ -237,6 +238,12 @@ export class Store {
     nmd.name = old.metadata.name;
     if (old.metadata.namespace) nmd.namespace = old.metadata.namespace;
     else delete nmd.namespace;
+    if (obj.metadata.uid && obj.metadata.uid !== old.metadata.uid)
+      throw new ApiError(
+        409,
+        'Conflict',
+        `Precondition failed: UID in precondition: ${obj.metadata.uid}, UID in object meta: ${old.metadata.uid}`,
+      );
     nmd.uid = old.metadata.uid;
     nmd.creationTimestamp = old.metadata.creationTimestamp;
     nmd.generation = old.metadata.generation;
@@ -321,6 +328,11 @@ export class Store {
         throw errors.badRequest(
           `${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: json: cannot unmarshal ${typeof v} into Go struct field ObjectMeta.metadata of type string (key ${k})`,
         );
+    const metaCauses = validateMeta(
+      md,
+      t.group === '' && (t.plural === 'namespaces' || t.plural === 'services'),
+    );
+    if (metaCauses.length) throw errors.invalid(t.kind, t.group, md.name, metaCauses);
     const micro = (path: string, v: unknown) => {
       if (v == null) return;
       if (typeof v !== 'string' || !MICROTIME.test(v))

@@ -26,6 +26,20 @@ export interface KubeletApi {
   patchPodStatus(namespace: string, name: string, status: V1PodStatus): Promise<void>;
   deletePod(namespace: string, name: string, uid?: string): Promise<void>;
   registerNode(node: string, labels: Record<string, string>): Promise<void>;
+  /** A core/v1 Event on the pod, as the kubelet records them (Started, Killing, …). */
+  podEvent(
+    pod: PodRef,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    node: string,
+  ): Promise<void>;
+}
+
+export interface PodRef {
+  namespace: string;
+  name: string;
+  uid: string;
 }
 
 export function loadKubeConfig(file: string): KubeConfig {
@@ -99,6 +113,31 @@ export function kubeletApi(kc: KubeConfig): KubeletApi {
       } catch (err) {
         if (!isCode(err, 404) && !isCode(err, 409)) throw err;
       }
+    },
+    async podEvent(pod, type, reason, message, node) {
+      const now = new Date();
+      await core.createNamespacedEvent({
+        namespace: pod.namespace,
+        body: {
+          metadata: { generateName: `${pod.name}.`, namespace: pod.namespace },
+          involvedObject: {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            namespace: pod.namespace,
+            name: pod.name,
+            uid: pod.uid,
+          },
+          type,
+          reason,
+          message,
+          source: { component: 'kubelet', host: node },
+          reportingComponent: 'kubelet',
+          reportingInstance: node,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
     },
     async registerNode(node, labels) {
       const body: V1Node = {

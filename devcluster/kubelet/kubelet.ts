@@ -135,6 +135,22 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
     return next;
   };
 
+  // Events are best effort: a failed Event never fails a pod sync.
+  const event = (
+    p: { namespace: string; name: string; uid: string },
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ) => {
+    api.podEvent(p, type, reason, message, node).catch((err: unknown) => {
+      log.warn('Failed to record Event', {
+        reason,
+        pod: `${p.namespace}/${p.name}`,
+        error: (err as Error).message,
+      });
+    });
+  };
+
   const podPhase = (p: PodState): V1PodStatus['phase'] => {
     const st = [...p.statuses.values()];
     if (st.every((s) => s.state?.terminated)) {
@@ -231,6 +247,7 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
         started: true,
         state: { running: { startedAt } },
       });
+      event(p, 'Normal', 'Started', `Started container ${c.name} (pid ${proc.pid}, cgroup ${info.cgroup})`);
       log.info('Started container', {
         pod: `${p.namespace}/${p.name}`,
         container: c.name,
@@ -266,6 +283,7 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
   const killPod = async (uid: string): Promise<void> => {
     const p = state.get(uid);
     if (!p) return;
+    for (const c of p.containers) if (!c.exit) event(p, 'Normal', 'Killing', `Stopping container ${c.name}`);
     p.gone = true;
     for (const r of p.procs.values()) r.kill('SIGKILL');
     await Promise.race([Promise.all([...p.procs.values()].map((r) => r.exited)), sleep(3000)]);

@@ -585,3 +585,39 @@ describe('watch window', () => {
     }
   });
 });
+
+describe('metadata validation', () => {
+  it('rejects bad names and label values with the real messages; body size limit', async () => {
+    const base = '/api/v1/namespaces/default/configmaps';
+    const name = await request(u, 'POST', base, cm('Bad_Name'));
+    assert.equal(name.status, 422);
+    assert.match(
+      name.body.message,
+      /metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain/,
+    );
+    const ns = await request(u, 'POST', '/api/v1/namespaces', { metadata: { name: 'has.dot' } });
+    assert.match(ns.body.message, /a lowercase RFC 1123 label must consist/);
+    const lv = await request(u, 'POST', base, cm('lv', { labels: { ok: 'bad value' } }));
+    assert.equal(lv.status, 422);
+    assert.match(
+      lv.body.message,
+      /metadata.labels: Invalid value: "bad value": a valid label must be an empty string/,
+    );
+    const lk = await request(u, 'POST', base, cm('lk', { annotations: { 'Bad Prefix/x': 'v' } }));
+    assert.equal(lk.status, 422);
+    const good = await request(
+      u,
+      'POST',
+      base,
+      cm('good.name-1', { labels: { 'cpuburst.io/enabled': 'true', e: '' } }),
+    );
+    assert.equal(good.status, 201);
+    const wrongUid = await request(u, 'PUT', `${base}/good.name-1`, {
+      ...good.body,
+      metadata: { ...good.body.metadata, uid: 'x' },
+    });
+    assert.equal(wrongUid.status, 409);
+    const big = await request(u, 'POST', base, { ...cm('big'), data: { a: 'x'.repeat(4 * 1024 * 1024) } });
+    assert.equal(big.status, 413);
+  });
+});
