@@ -3,6 +3,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from '../common/log.js';
 import { errors } from './errors.js';
 import { Faults } from './faults.js';
 import { kubeconfigYaml } from './kubeconfig.js';
@@ -11,6 +12,7 @@ import { createHandler } from './server.js';
 import { type Obj, Store, type WriteOptions } from './store.js';
 import { selfSignedCert } from './tls.js';
 import { admitCustomResource } from './validation.js';
+import { WatchConn } from './watch.js';
 
 export { ApiError } from './errors.js';
 export { Faults } from './faults.js';
@@ -31,6 +33,8 @@ export interface DevClusterOptions {
   /** a watch whose unsent output exceeds this is closed, like the real server drops slow watchers. */
   maxWatchBufferedBytes?: number;
   now?: () => Date;
+  /** winston logger for problems (snapshot writes, broken watchers); silent when absent. */
+  log?: Logger;
   /** after each response: method, request URL (path + query), status code. */
   onRequest?: (method: string, url: string, code: number, error?: string) => void;
 }
@@ -126,8 +130,22 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
     now,
     admit: (t, obj, old) => admitCustomResource(t, obj, old).causes,
   });
-  if (opts.snapshotPath && existsSync(opts.snapshotPath))
-    store.load(JSON.parse(readFileSync(opts.snapshotPath, 'utf8')));
+  if (opts.snapshotPath && existsSync(opts.snapshotPath)) {
+    let snap: { resourceVersion: number; objects: Obj[] };
+    try {
+      snap = JSON.parse(readFileSync(opts.snapshotPath, 'utf8'));
+      if (!Array.isArray(snap.objects)) throw new Error('no "objects" array');
+    } catch (err) {
+      throw new Error(
+        `snapshot ${opts.snapshotPath} is not a devcluster snapshot: ${(err as Error).message}`,
+      );
+    }
+    store.load(snap);
+  }
+  store.onSubscriberError = (sub, err) => {
+    opts.log?.warn('Watch dropped after an error', { error: (err as Error).message });
+    if (sub instanceof WatchConn) sub.destroy();
+  };
   const faults = new Faults();
   let url = '';
   const handler = createHandler({
@@ -155,9 +173,14 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
   let snapshotTimer: NodeJS.Timeout | undefined;
   const saveSnapshot = () => {
     if (!opts.snapshotPath) return;
-    const tmp = `${opts.snapshotPath}.tmp`;
-    writeFileSync(tmp, JSON.stringify(store.dump()));
-    renameSync(tmp, opts.snapshotPath);
+    try {
+      const tmp = `${opts.snapshotPath}.tmp`;
+      writeFileSync(tmp, JSON.stringify(store.dump()));
+      renameSync(tmp, opts.snapshotPath);
+    } catch (err) {
+      // Objects stay served from memory; the next write retries the snapshot.
+      opts.log?.error('Snapshot write failed', { path: opts.snapshotPath, error: (err as Error).message });
+    }
   };
   if (opts.snapshotPath)
     store.onWrite = () => {

@@ -1,8 +1,8 @@
 // `cpuburst devcluster`: runs the Kubernetes API emulator until SIGTERM/SIGINT.
 import { writeFileSync } from 'node:fs';
-import { type FlagSpec, formatHelp, parseFlags } from '../common/flags.js';
+import { FlagError, type FlagSpec, formatHelp, parseFlags } from '../common/flags.js';
 import { createLogger } from '../common/log.js';
-import { startDevCluster } from './index.js';
+import { type DevCluster, startDevCluster } from './index.js';
 
 const FLAGS: FlagSpec[] = [
   {
@@ -82,22 +82,32 @@ export async function main(argv: string[]): Promise<number | undefined> {
     return 0;
   }
   const log = createLogger({ component: 'devcluster', level: values.logLevel as string });
-  const dc = await startDevCluster({
-    port: values.port as number,
-    host: values.host as string,
-    token: values.token as string | undefined,
-    tls: values.tls as boolean,
-    kubeconfigPath: values.kubeconfig as string | undefined,
-    snapshotPath: values.snapshot as string | undefined,
-    watchWindow: values.watchWindow as number,
-    bookmarkIntervalMs: (values.bookmarkInterval as number) * 1000,
-    onRequest: (method, url, code, error) => {
-      // Failed requests are worth a line (the client got the same message as a Status); the rest is debug.
-      if (code >= 500) log.warn('Request failed', { method, url, code, error });
-      else if (code >= 400) log.info('Request rejected', { method, url, code, error });
-      else log.debug('Served request', { method, url, code });
-    },
-  });
+  if ((values.watchWindow as number) < 1) throw new FlagError('--watch-window must be at least 1');
+  if ((values.port as number) < 0 || (values.port as number) > 65535)
+    throw new FlagError('--port must be 0..65535');
+  let dc: DevCluster;
+  try {
+    dc = await startDevCluster({
+      port: values.port as number,
+      host: values.host as string,
+      token: values.token as string | undefined,
+      tls: values.tls as boolean,
+      kubeconfigPath: values.kubeconfig as string | undefined,
+      snapshotPath: values.snapshot as string | undefined,
+      watchWindow: values.watchWindow as number,
+      bookmarkIntervalMs: (values.bookmarkInterval as number) * 1000,
+      log,
+      onRequest: (method, url, code, error) => {
+        // Failed requests are worth a line (the client got the same message as a Status); the rest is debug.
+        if (code >= 500) log.warn('Request failed', { method, url, code, error });
+        else if (code >= 400) log.info('Request rejected', { method, url, code, error });
+        else log.debug('Served request', { method, url, code });
+      },
+    });
+  } catch (err) {
+    log.error('API server failed to start', { error: (err as Error).message });
+    return 1;
+  }
   if (values.portsFile)
     writeFileSync(values.portsFile as string, JSON.stringify({ url: dc.url, port: dc.port }));
   log.info('API server listening', {

@@ -71,6 +71,8 @@ export class Store {
   admit?: Admitter;
   /** called after every write (snapshotting hooks in here). */
   onWrite?: () => void;
+  /** a subscriber threw while receiving an event (the store unsubscribes it). */
+  onSubscriberError?: (sub: Subscriber, err: unknown) => void;
 
   constructor(
     readonly registry: Registry,
@@ -442,7 +444,15 @@ export class Store {
       this.log = this.log.slice(drop);
     }
     const subs = this.subs.get(ev.key);
-    if (subs) for (const s of subs) s.deliver(ev);
+    if (subs)
+      for (const s of subs) {
+        try {
+          s.deliver(ev);
+        } catch (err) {
+          // One broken watcher must not fail the write or starve the others.
+          this.onSubscriberError?.(s, err);
+        }
+      }
     this.onWrite?.();
     return obj;
   }

@@ -1,7 +1,7 @@
 // `cpuburst devcluster` as a process: flags, kubeconfig, bearer token, TLS, snapshot, SIGTERM.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -48,6 +48,23 @@ describe('cpuburst devcluster', () => {
     const bad = await runCli(['devcluster', '--nope']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /unknown flag --nope/);
+  });
+
+  it('a corrupt snapshot or a busy port is a clear error and exit 1, not a crash', async () => {
+    const bad = path.join(dir, 'corrupt.json');
+    writeFileSync(bad, '{"objects": nope');
+    const r = await runCli(['devcluster', '--port', '0', '--snapshot', bad]);
+    assert.equal(r.code, 1);
+    const line = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(line.message, 'API server failed to start');
+    assert.match(line.error, /corrupt.json is not a devcluster snapshot/);
+    const s = await start([]);
+    const port = new URL(s.url).port;
+    const busy = await runCli(['devcluster', '--port', port]);
+    assert.equal(busy.code, 1);
+    assert.match(busy.stdout, /EADDRINUSE/);
+    s.child.kill('SIGTERM');
+    assert.equal(await s.exited, 0);
   });
 
   it('TLS + bearer token: kubeconfig works for client-node and kubectl; no token → 401', async () => {
