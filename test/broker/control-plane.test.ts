@@ -176,4 +176,28 @@ describe('control-plane ACL', () => {
     );
     assert.equal(await connectError(port, { username: 'operator', password: 'nope' }), 4);
   });
+
+  it("an agent's presence will reaches the operator; an IoT will on cpuburst/ is refused", async () => {
+    const op = await operator();
+    const seen = collect(op);
+    await op.subscribeAsync(topics.allAgentsFilter, { qos: 1 });
+    const n5 = await agent('n5');
+    n5.end(true); // drop without DISCONNECT
+    const willed = await connect(after, port, {
+      username: identities.agent('n5'),
+      password: deriveAgentPassword(KEY, 'n5'),
+      clientId: 'agent-n5-willed',
+      will: { topic: topics.presence('n5'), payload: Buffer.from('offline'), qos: 1, retain: true },
+    });
+    (willed as unknown as { stream: { destroy(): void } }).stream.destroy();
+    await waitFor('presence will', () =>
+      seen.find((m) => m.topic === topics.presence('n5') && m.payload === 'offline'),
+    );
+    const refused = await connectError(port, {
+      username: 'iot',
+      password: 'iot-pw',
+      will: { topic: topics.presence('n5'), payload: Buffer.from('forged'), qos: 1, retain: false },
+    });
+    assert.equal(refused, 5);
+  });
 });
