@@ -1,13 +1,29 @@
 // Operator benchmarks (one JSON object on stdout):
+//  - annotate → cgroup write: devcluster + the real broker + the operator + a real agent process on a
+//    fake cgroupfs (v2), p50/p99 over ≥ 200 annotations (each pod's cpu.max.burst polled every 1 ms);
 //  - annotate → decision published (operator) and → received by a subscriber (agent side of the broker),
 //    p50/p99 over ≥ 200 sequential annotations, with 500 background pods on 50 nodes;
 //  - planner time for 5,000 pods on 500 nodes with 10 strategies and a Koordinator ConfigMap.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startBroker } from '../broker/server.js';
 import { startDevCluster } from '../devcluster/index.js';
 import { parseConfigMapData } from '../operator/planner/config.js';
 import { plan } from '../operator/planner/plan.js';
 import { namespace, node, pod, strategy } from '../test/operator/fixtures.js';
-import { FakeAgent, seedCluster, startAedes, startOperator, waitFor } from '../test/operator/harness.js';
+import {
+  exited,
+  FakeAgent,
+  seedCluster,
+  startAedes,
+  startOperator,
+  waitFor,
+} from '../test/operator/harness.js';
+import { spawnCli } from '../test/support/cli.js';
+import { FakeCgroupFs } from '../test/support/fake-cgroupfs.js';
 
 const ANNOTATIONS = Number(process.env.BENCH_ANNOTATIONS ?? 250);
 
@@ -137,9 +153,86 @@ function plannerScale() {
   };
 }
 
+async function cgroupLatency() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-operator-bench-'));
+  writeFileSync(path.join(dir, 'users.yaml'), 'users:\n  - username: operator\n    password: op-secret\n');
+  writeFileSync(path.join(dir, 'agent.key'), 'bench-agent-key-0123456789');
+  const cluster = await startDevCluster({ watchWindow: 100_000 });
+  await seedCluster(cluster, ['node-a']);
+  const broker = await startBroker({
+    host: '127.0.0.1',
+    mqttPort: 0,
+    tlsPort: -1,
+    wsPort: -1,
+    wssPort: -1,
+    httpPort: -1,
+    usersFile: path.join(dir, 'users.yaml'),
+    agentKeyFile: path.join(dir, 'agent.key'),
+  });
+  const url = `mqtt://127.0.0.1:${broker.ports.mqttPort}`;
+  const fake = FakeCgroupFs.create({ version: 2 });
+  const dirs: string[] = [];
+  for (let i = 0; i < ANNOTATIONS; i++) {
+    const p = pod(`c-${i}`, { node: 'node-a', uid: `c-${i}` }) as any;
+    p.status.qosClass = 'Burstable';
+    const created = cluster.store.create(p) as any;
+    const added = fake.addPod({
+      uid: created.metadata.uid,
+      qosClass: 'Burstable',
+      containers: [{ id: `containerd://c-${i}-0`, quotaUs: 100_000 }],
+    });
+    dirs.push(added.containerDirs[0]!);
+  }
+  const agent = spawnCli([
+    'agent',
+    '--node-name=node-a',
+    `--cgroup-root=${fake.root}`,
+    `--state-dir=${path.join(dir, 'state')}`,
+    `--proc-root=${fake.procRoot}`,
+    `--mqtt-url=${url}`,
+    `--mqtt-agent-key-file=${path.join(dir, 'agent.key')}`,
+    '--interval=1000',
+    '--metrics-port=-1',
+    '--log-level=warn',
+  ]);
+  const op = await startOperator(
+    cluster,
+    { url, port: broker.ports.mqttPort!, close: async () => {} },
+    { identity: 'bench', mqttPassword: 'op-secret' },
+  );
+  await waitFor('synced', () => op.controller.synced, 30_000);
+  await sleep(1500); // the agent connects and subscribes
+  const ms: number[] = [];
+  for (let i = 0; i < ANNOTATIONS; i++) {
+    const live = cluster.store.get('v1', 'Pod', `c-${i}`, 'default') as any;
+    live.metadata.annotations = {
+      'cpuburst.io/enabled': 'true',
+      'cpuburst.io/config': '{"policy":"cpuBurstOnly","cpuBurstPercent":50}',
+    };
+    const t0 = performance.now();
+    cluster.store.update(live);
+    await waitFor(`c-${i} burst`, () => fake.values(dirs[i]!).burstUs === 50_000, 15_000, 1);
+    ms.push(performance.now() - t0);
+  }
+  await op.stop();
+  agent.kill('SIGTERM');
+  await exited(agent, 10_000);
+  await broker.close();
+  await cluster.close();
+  fake.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    annotateToCgroupWriteMs: summary(ms),
+    broker: 'broker/ (real)',
+    agent: 'real process, fake cgroupfs v2',
+  };
+}
+
 const planner = plannerScale();
 const lat = await latency();
+const cgroup = await cgroupLatency();
+const loadavg = os.loadavg().map((x) => Number(x.toFixed(2)));
 process.stdout.write(
-  `${JSON.stringify({ benchmark: 'operator-latency', node: process.version, planner, latency: lat }, null, 2)}\n`,
+  `${JSON.stringify({ benchmark: 'operator-latency', node: process.version, loadavg, planner, latency: lat, cgroup }, null, 2)}\n`,
 );
 process.exit(0);

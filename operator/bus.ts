@@ -64,6 +64,9 @@ export class DecisionBus {
     const client = mqtt.connect(this.o.url, opts);
     this.client = client;
     client.on('connect', () => {
+      // Decision documents are often larger than one segment: without this Nagle's algorithm holds the
+      // tail of each publish for a delayed ACK (~40 ms on Linux).
+      (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
       this.o.log.info('Connected to the MQTT broker', { url: this.o.url });
       this.o.onConnectionChange?.(true);
     });

@@ -223,6 +223,11 @@ export class Controller {
     return this.lastPlan;
   }
 
+  /** The ConfigMap config in force (the last good one), null = built-in defaults. */
+  get clusterConfigInUse(): ClusterBurstConfig | null {
+    return this.clusterConfig;
+  }
+
   start(): void {
     for (const r of this.reflectors()) r.start();
     // Schedule windows open and close with time alone: re-plan everything when any strategy has one.

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
+import { contentKey, plan } from '../../operator/planner/plan.js';
 import { topics } from '../../protocol/index.js';
 import { pod, strategy } from './fixtures.js';
 import {
@@ -233,6 +234,47 @@ describe('operator controller against devcluster', () => {
     assert.deepEqual(reasons, ['lsr-1:QoSClassExcluded', 'nolimit:NoCPULimit']);
     await waitFor('LSR pod listed for node accounting', () =>
       agents['node-a']!.latest!.excludedPods.some((e) => e.name === 'lsr-1' && e.qos === 'LSR'),
+    );
+  });
+
+  it('incremental per-node planning equals a full plan of the same caches', async () => {
+    for (let i = 0; i < 20; i++)
+      cluster.store.create(
+        pod(`churn-${i}`, {
+          node: i % 2 ? 'node-a' : 'node-b',
+          labels: { app: i % 3 ? 'web' : 'x' },
+          annotations: i % 4 ? {} : { 'cpuburst.io/enabled': 'true' },
+        }) as any,
+      );
+    for (let i = 0; i < 20; i += 3) cluster.store.delete('v1', 'Pod', `churn-${i}`, 'default');
+    for (let i = 1; i < 20; i += 3) {
+      const live = cluster.store.get('v1', 'Pod', `churn-${i}`, 'default') as any;
+      live.metadata.annotations = {
+        'cpuburst.io/enabled': 'true',
+        'cpuburst.io/config': '{"cpuBurstPercent":7}',
+      };
+      cluster.store.update(live);
+    }
+    await waitFor(
+      'caught up',
+      () =>
+        op.controller.pods.cache.size === cluster.store.list('v1', 'Pod').length &&
+        op.controller.pods.cache.get('default/churn-19')?.metadata?.annotations?.['cpuburst.io/config'],
+    );
+    await op.controller.queue.idle();
+    const c = op.controller;
+    const full = plan({
+      strategies: [...c.strategies.cache.values()],
+      clusterConfig: c.clusterConfigInUse, // the last good ConfigMap (the current one is broken)
+      nodes: [...c.nodes.cache.values()],
+      namespaces: [...c.namespaces.cache.values()],
+      pods: [...c.pods.cache.values()] as any,
+      now: new Date(),
+    });
+    for (const [node, content] of full.nodes)
+      assert.equal(contentKey(c.plan!.nodes.get(node)!), contentKey(content), node);
+    assert.ok(
+      c.plan!.nodes.get('node-a')!.pods.some((p) => p.name === 'churn-1' && p.config.cpuBurstPercent === 7),
     );
   });
 });

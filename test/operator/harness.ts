@@ -107,6 +107,8 @@ export interface OperatorOpts {
   staleMs?: number;
   resyncMs?: number;
   memoryLog?: boolean;
+  /** MQTT password of the operator identity (the real broker requires one). */
+  mqttPassword?: string;
 }
 
 export async function startOperator(
@@ -125,6 +127,7 @@ export async function startOperator(
   const bus = new DecisionBus({
     url: broker.url,
     clientId: `cpuburst-operator-${identity}`,
+    password: o.mqttPassword,
     log,
     onAgentMessage: (m) => controller.onAgentMessage(m),
     onRetainedDecision: (n, d) => controller.onRetainedDecision(n, d),
