@@ -95,4 +95,18 @@ export const DEMO_FLAGS: FlagSpec[] = [
     default: 'demo-node',
     help: 'name of the demo node',
   },
+  {
+    name: 'cpu-burst-percent',
+    env: 'DEMO_CPU_BURST_PERCENT',
+    type: 'int',
+    default: 100,
+    help: 'phase-2 strategy: kernel burst as % of the limit (≤ 100 on mainline kernels)',
+  },
+  {
+    name: 'cfs-quota-burst-percent',
+    env: 'DEMO_CFS_QUOTA_BURST_PERCENT',
+    type: 'int',
+    default: 300,
+    help: 'phase-2 strategy: ceiling of the dynamic quota as % of the limit',
+  },
 ];

@@ -35,6 +35,10 @@ export async function main(argv: string[]): Promise<number | undefined> {
       `--cpu-limit ${JSON.stringify(v.cpuLimit)} is not a usable CPU quantity (${(err as Error).message})`,
     );
   }
+  if (Number(v.cpuBurstPercent) < 0 || Number(v.cpuBurstPercent) > 10000)
+    throw new FlagError('--cpu-burst-percent must be between 0 and 10000');
+  if (Number(v.cfsQuotaBurstPercent) < 100)
+    throw new FlagError('--cfs-quota-burst-percent must be at least 100');
   if (!isValidNodeName(String(v.nodeName)))
     throw new FlagError(`--node-name ${JSON.stringify(v.nodeName)} is not a valid node name`);
   return runDemo({
@@ -53,5 +57,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     parentBase: String(v.parentBase),
     kubectl: String(v.kubectl ?? ''),
     nodeName: String(v.nodeName),
+    cpuBurstPercent: Number(v.cpuBurstPercent),
+    cfsQuotaBurstPercent: Number(v.cfsQuotaBurstPercent),
   });
 }

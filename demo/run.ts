@@ -57,10 +57,11 @@ export interface DemoOptions {
   parentBase: string;
   kubectl: string;
   nodeName: string;
+  /** The demo strategy's knobs (phase 2). */
+  cpuBurstPercent: number;
+  cfsQuotaBurstPercent: number;
 }
 
-const CPU_BURST_PERCENT = 100;
-const CFS_QUOTA_BURST_PERCENT = 300;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function findKubectl(flag: string): string | null {
@@ -338,7 +339,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const info = kubelet.pods().find((p) => p.uid === uid)!;
     const containerRel = info.containers[0]!.cgroup;
     const baseQuota = containerQuotaUs(limitMilli);
-    const plannedBurst = Math.min(Math.floor((limitMilli * 100 * CPU_BURST_PERCENT) / 100), baseQuota);
+    // Kernel burst = limit × cpuBurstPercent (period 100 ms); mainline refuses burst > quota, so the
+    // agent keeps it at or below the quota in force.
+    const rawBurst = Math.floor((limitMilli * 100 * o.cpuBurstPercent) / 100);
+    const plannedBurstFor = (quotaUs: number) => Math.min(rawBurst, Math.max(quotaUs, baseQuota));
     pipeline.pod = { uid, qosClass: pod.status?.qosClass, cgroup: containerRel, baseQuotaUs: baseQuota };
     // Where everything is, for the user (--keep-running) and for tests driving the live stack.
     fs.writeFileSync(
@@ -401,9 +405,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       const b = snapshot(cgroupRoot, containerRel, end);
       m.done();
       const r = phaseResult(name, description, a, b, readLatencyLines(latencyFile));
+      r.nodeState = observer?.status?.nodeState ?? 'unknown';
       phases.push(r);
       say(
-        `  ${name}: p99 ${r.latencyMs.p99} ms, throttled ${(r.throttling.throttledRatio * 100).toFixed(1)}% of periods, quota ${r.cgroup.quotaUs} µs, burst ${r.cgroup.burstUs} µs`,
+        `  ${name}: p99 ${r.latencyMs.p99} ms, throttled ${(r.throttling.throttledRatio * 100).toFixed(1)}% of periods, quota ${r.cgroup.quotaUs} µs, burst ${r.cgroup.burstUs} µs, node ${r.nodeState}`,
       );
       return r;
     };
@@ -415,7 +420,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     say('▶ phase 2: applying a CpuBurstStrategy (policy auto) and annotating the pod');
     await kube.apply(
       'strategy',
-      strategy({ cpuBurstPercent: CPU_BURST_PERCENT, cfsQuotaBurstPercent: CFS_QUOTA_BURST_PERCENT }),
+      strategy({ cpuBurstPercent: o.cpuBurstPercent, cfsQuotaBurstPercent: o.cfsQuotaBurstPercent }),
     );
     await kube.annotatePod(DEMO_NAMESPACE, SERVICE_POD, ENABLE_ANNOTATION);
     const ready = await waitFor(
@@ -442,18 +447,18 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       'waiting for the planned burst in the container cgroup',
       () => {
         const s = snapshot(cgroupRoot, containerRel);
-        return s.burstUs === plannedBurst ? s : null;
+        return s.burstUs === plannedBurstFor(s.quotaUs) ? s : null;
       },
       { components: all(), timeoutMs: 30000 },
     );
     pipeline.decision = { version: observer.decisions!.version, pod: decision };
     pipeline.ack = ack;
     pipeline.applied = {
-      plannedBurstUs: plannedBurst,
+      plannedBurstUs: plannedBurstFor(applied.quotaUs),
       burstUs: applied.burstUs,
       quotaUs: applied.quotaUs,
-      quotaCeilingUs: Math.floor((baseQuota * CFS_QUOTA_BURST_PERCENT) / 100),
-      asPlanned: applied.burstUs === plannedBurst && applied.quotaUs >= baseQuota,
+      quotaCeilingUs: Math.floor((baseQuota * o.cfsQuotaBurstPercent) / 100),
+      asPlanned: applied.burstUs === plannedBurstFor(applied.quotaUs) && applied.quotaUs >= baseQuota,
     };
     await measurePhase('2 burst (auto)', 'CpuBurstStrategy policy auto: kernel burst + dynamic quota');
 

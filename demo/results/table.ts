@@ -6,7 +6,7 @@ function fmt(n: number, digits = 1): string {
 }
 
 export function formatTable(r: DemoResults): string {
-  const head = ['phase', 'requests', 'p50 ms', 'p90 ms', 'p99 ms', 'throttled', 'mean CPU', 'quota/burst µs'];
+  const head = ['phase', 'requests', 'p50 ms', 'p90 ms', 'p99 ms', 'throttled', 'mean CPU', 'quota/burst µs', 'node'];
   const rows = r.phases.map((p) => [
     p.name,
     String(p.latencyMs.count),
@@ -16,6 +16,7 @@ export function formatTable(r: DemoResults): string {
     `${fmt(p.throttling.throttledRatio * 100)}% (${p.throttling.nrThrottled}/${p.throttling.nrPeriods})`,
     `${fmt(p.meanCpuCores, 2)} cores`,
     `${p.cgroup.quotaUs}/${p.cgroup.burstUs}`,
+    p.nodeState ?? '-',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');

@@ -21,6 +21,8 @@ export interface PhaseResult {
   meanCpuCores: number;
   /** The container's cgroup values at the end of the phase. */
   cgroup: { quotaUs: number; burstUs: number; periodUs: number };
+  /** The agent's share-pool node state at the end of the phase (idle, cooling, overload, unknown). */
+  nodeState?: string;
 }
 
 export interface DemoResults {

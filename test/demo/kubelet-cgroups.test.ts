@@ -20,6 +20,7 @@ function memoryApi() {
   const pods = new Map<string, V1Pod>();
   const statuses: Array<{ name: string; status: V1PodStatus }> = [];
   const deleted: string[] = [];
+  const events: string[] = [];
   let listener: ((t: WatchEvent, p: V1Pod) => void) | undefined;
   const api: KubeletApi = {
     async listPods() {
@@ -39,11 +40,15 @@ function memoryApi() {
       for (const [k, p] of pods) if (p.metadata?.name === name) pods.delete(k);
     },
     async registerNode() {},
+    async podEvent(p, _type, reason) {
+      events.push(`${p.name}:${reason}`);
+    },
   };
   return {
     api,
     statuses,
     deleted,
+    events,
     add(p: V1Pod) {
       pods.set(p.metadata!.uid!, p);
       listener?.('ADDED', p);
@@ -156,6 +161,7 @@ test('mini-kubelet runs pods in kubelet-layout cgroups and cleans up', {
   await until(() => !fs.existsSync(path.join(CG, 'cpu', byName.burst!.cgroup)), 'pod cgroup removed');
   assert.ok(!fs.existsSync(path.join(CG, 'cpuacct', byName.burst!.cgroup)));
   assert.throws(() => process.kill(c0.pid, 0));
+  assert.ok(mem.events.includes('burst:Started') && mem.events.includes('burst:Killing'), mem.events.join());
 
   // A container that exits → terminated status and phase Succeeded.
   mem.add(pod('short', 'u-short', [{ limits: { cpu: '100m' } }], ['true']));

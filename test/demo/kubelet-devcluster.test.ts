@@ -140,6 +140,15 @@ test('mini-kubelet process against devcluster: run, delete, crash cleanup', {
   );
   assert.ok(acctProcs.split('\n').includes(String(pid)), 'process is in the cpuacct container cgroup too');
 
+  // The kubelet's Events are on the pod (kubectl describe pod shows them).
+  await until(async () => {
+    const ev = await core.listNamespacedEvent({
+      namespace: 'default',
+      fieldSelector: 'involvedObject.name=p1',
+    });
+    return ev.items.some((e) => e.reason === 'Started' && e.source?.component === 'kubelet');
+  }, 'Started Event');
+
   // Delete → process killed, cgroups removed.
   await core.deleteNamespacedPod({ namespace: 'default', name: 'p1' });
   await until(() => !fs.existsSync(podDir) && !alive(pid), 'pod cgroup and process gone');
