@@ -11,7 +11,7 @@ import { type AuthSources, authenticate } from './auth/chain.js';
 import { loadPublicKey } from './auth/jwt.js';
 import { loadUsers } from './auth/users.js';
 import { type BrokerConfig, DEFAULTS } from './config.js';
-import { allowForward, controlPublish, controlSubscribe } from './control-acl.js';
+import { allowForward, controlPublish, controlSubscribe, isControlIdentity } from './control-acl.js';
 import { startHttpApi } from './http-api.js';
 import { BanList, type Clock, FlappingDetector, TokenBucket } from './limits.js';
 import { type Listeners, startListeners } from './listeners.js';
@@ -361,7 +361,9 @@ export async function startBroker(
     const info = infoOf.get(client);
     clients.delete(client);
     log.info('Client disconnected', { clientId: client.id, username: info?.username });
-    if (flapping.disconnected(client.id)) {
+    // Control identities are authenticated and must not be locked out of the control plane for
+    // minutes by a reconnect storm (e.g. a broker restart); only other clients are banned.
+    if (!isControlIdentity(info?.identity) && flapping.disconnected(client.id)) {
       bans.add('clientid', client.id, 'flapping', flapping.banSeconds);
       log.warn('Banned flapping client', { clientId: client.id, seconds: flapping.banSeconds });
     }

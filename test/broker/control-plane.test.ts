@@ -200,4 +200,33 @@ describe('control-plane ACL', () => {
     });
     assert.equal(refused, 5);
   });
+
+  it('never bans a control identity for flapping, but does ban other clients', async () => {
+    const dir = tempDir(after);
+    const fb = await testBroker(after, {
+      flappingMaxCount: 2,
+      usersFile: writeFile(dir, 'users.yaml', 'users:\n  - {username: iot, password: iot-pw}\n'),
+      agentKeyFile: writeFile(dir, 'agent.key', KEY),
+    });
+    const agentOpts = {
+      username: identities.agent('n7'),
+      password: deriveAgentPassword(KEY, 'n7'),
+      clientId: 'agent-n7',
+    };
+    for (let i = 0; i < 4; i++) {
+      const c = await connect(after, fb.ports.mqttPort!, agentOpts);
+      await c.endAsync();
+      const d = await connect(after, fb.ports.mqttPort!, {
+        username: 'iot',
+        password: 'iot-pw',
+        clientId: 'flappy',
+      }).catch(() => null);
+      await d?.endAsync();
+    }
+    assert.equal(await connectError(fb.ports.mqttPort!, agentOpts), 0);
+    assert.equal(
+      await connectError(fb.ports.mqttPort!, { username: 'iot', password: 'iot-pw', clientId: 'flappy' }),
+      5,
+    );
+  });
 });
