@@ -7,6 +7,7 @@ import type { Logger } from '../common/log.js';
 import { errors } from './errors.js';
 import { Faults } from './faults.js';
 import { kubeconfigYaml } from './kubeconfig.js';
+import { createMetrics } from './metrics.js';
 import { Registry, type ResourceType } from './resources.js';
 import { createHandler } from './server.js';
 import { type Obj, Store, type WriteOptions } from './store.js';
@@ -148,7 +149,13 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
   };
   const faults = new Faults();
   let url = '';
+  const metrics = createMetrics({
+    watchers: () => faults.watches.size,
+    resourceVersion: () => store.rv,
+    injected: () => faults.injected,
+  });
   const handler = createHandler({
+    metrics,
     store,
     registry,
     faults,

@@ -6,6 +6,7 @@ import { apiGroup, apiGroupList, apiResourceList, apiVersions, serverVersion } f
 import { ApiError, errors } from './errors.js';
 import type { Faults } from './faults.js';
 import { managerFor, recordUpdate, serverSideApply } from './managed-fields.js';
+import type { DevClusterMetrics } from './metrics.js';
 import { openapiV2Json, openapiV2Protobuf, openapiV3Doc, openapiV3Root } from './openapi.js';
 import { clone, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { decodeK8sProtobuf } from './protobuf.js';
@@ -28,6 +29,7 @@ export interface ServerContext {
   serverAddress: () => string;
   /** after each response: method, request URL (path + query), status code. */
   onRequest?: (method: string, url: string, code: number, error?: string) => void;
+  metrics?: DevClusterMetrics;
 }
 
 interface Target {
@@ -136,7 +138,10 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const url = new URL(req.url ?? '/', 'http://devcluster');
   const method = req.method ?? 'GET';
   const path = url.pathname.replace(/\/+$/, '') || '/';
-  res.on('finish', () => ctx.onRequest?.(method, req.url ?? path, res.statusCode, failures.get(res)));
+  res.on('finish', () => {
+    ctx.metrics?.request(method, res.statusCode);
+    ctx.onRequest?.(method, req.url ?? path, res.statusCode, failures.get(res));
+  });
   if (['/healthz', '/readyz', '/livez'].includes(path)) {
     res.writeHead(200, { 'Content-Type': 'text/plain' });
     res.end('ok');
@@ -157,6 +162,12 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const segs = path.split('/').filter(Boolean);
   const reg = ctx.registry;
   if (method === 'GET') {
+    if (path === '/metrics' && ctx.metrics) {
+      const text = await ctx.metrics.registry.metrics();
+      res.writeHead(200, { 'Content-Type': ctx.metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
     if (path === '/version') return send(res, 200, serverVersion());
     if (path === '/api') return send(res, 200, apiVersions(ctx.serverAddress()));
     if (path === '/apis') return send(res, 200, apiGroupList(reg));

@@ -621,3 +621,19 @@ describe('metadata validation', () => {
     assert.equal(big.status, 413);
   });
 });
+
+describe('metrics', () => {
+  it('serves Prometheus metrics on /metrics', async () => {
+    const w = openWatch(
+      u,
+      `/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=${dc.store.resourceVersion}`,
+    );
+    await waitFor(() => dc.faults.watches.size > 0, 'watch open');
+    const r = await request(u, 'GET', '/metrics', undefined, { Accept: 'text/plain' });
+    w.close();
+    assert.equal(r.status, 200);
+    assert.match(r.body, /cpuburst_devcluster_requests_total\{method="POST",code="201"\} [1-9]/);
+    assert.match(r.body, /cpuburst_devcluster_watchers [1-9]/);
+    assert.match(r.body, /cpuburst_devcluster_resource_version \d+/);
+  });
+});

@@ -207,3 +207,29 @@ describe('schema admission helpers', () => {
     assert.deepEqual(obj.spec, { a: 5, nested: { b: 'x' }, free: { q: 1 }, m: { x: { k: 'v' } } });
   });
 });
+
+describe('CEL rules of the shipped CRDs', () => {
+  it('every x-kubernetes-validations rule parses with @marcbachmann/cel-js', async () => {
+    const { parse } = await import('@marcbachmann/cel-js');
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const YAML = (await import('yaml')).default;
+    const path = await import('node:path');
+    const { REPO_ROOT } = await import('../support/cli.js');
+    const files = [
+      ...readdirSync(path.join(REPO_ROOT, 'crds'))
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => path.join(REPO_ROOT, 'crds', f)),
+      path.join(REPO_ROOT, 'test/devcluster/fixtures/widgets.yaml'),
+    ];
+    const rules: string[] = [];
+    const walk = (s: any): void => {
+      if (!s || typeof s !== 'object') return;
+      for (const v of s['x-kubernetes-validations'] ?? []) rules.push(v.rule);
+      for (const v of Object.values(s)) walk(v);
+    };
+    for (const f of files)
+      for (const doc of YAML.parseAllDocuments(readFileSync(f, 'utf8'))) walk(doc.toJSON());
+    assert.ok(rules.length >= 2, 'found the rules');
+    for (const r of new Set(rules)) assert.doesNotThrow(() => parse(r), `rule does not parse: ${r}`);
+  });
+});
