@@ -45,6 +45,20 @@ const BUILTINS: Record<string, Spec[]> = {
     ['Service', 'services', true, ['svc'], true, ['all']],
     ['Endpoints', 'endpoints', true, ['ep']],
     ['PersistentVolumeClaim', 'persistentvolumeclaims', true, ['pvc'], true],
+    ['PersistentVolume', 'persistentvolumes', false, ['pv'], true],
+    ['LimitRange', 'limitranges', true, ['limits']],
+    ['ResourceQuota', 'resourcequotas', true, ['quota'], true],
+  ],
+  'batch/v1': [
+    ['Job', 'jobs', true, [], true, ['all']],
+    ['CronJob', 'cronjobs', true, ['cj'], true, ['all']],
+  ],
+  'autoscaling/v2': [['HorizontalPodAutoscaler', 'horizontalpodautoscalers', true, ['hpa'], true, ['all']]],
+  'storage.k8s.io/v1': [['StorageClass', 'storageclasses', false, ['sc']]],
+  'discovery.k8s.io/v1': [['EndpointSlice', 'endpointslices', true]],
+  'admissionregistration.k8s.io/v1': [
+    ['ValidatingWebhookConfiguration', 'validatingwebhookconfigurations', false],
+    ['MutatingWebhookConfiguration', 'mutatingwebhookconfigurations', false],
   ],
   'apps/v1': [
     ['Deployment', 'deployments', true, ['deploy'], true, ['all']],
@@ -65,7 +79,10 @@ const BUILTINS: Record<string, Spec[]> = {
   ],
   'policy/v1': [['PodDisruptionBudget', 'poddisruptionbudgets', true, ['pdb'], true]],
   'scheduling.k8s.io/v1': [['PriorityClass', 'priorityclasses', false, ['pc']]],
-  'networking.k8s.io/v1': [['NetworkPolicy', 'networkpolicies', true, ['netpol']]],
+  'networking.k8s.io/v1': [
+    ['NetworkPolicy', 'networkpolicies', true, ['netpol']],
+    ['Ingress', 'ingresses', true, ['ing'], true],
+  ],
 };
 
 export class Registry {
