@@ -10,6 +10,12 @@ const watchers = Number(process.env.WATCHERS ?? 1000);
 const writes = Number(process.env.WRITES ?? 10_000);
 const concurrency = Number(process.env.CONCURRENCY ?? 64);
 
+function cpuSeconds(pid: number): number {
+  // utime + stime (fields 14 and 15 of /proc/<pid>/stat), in clock ticks of 1/100 s.
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 function rssKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
@@ -30,6 +36,8 @@ try {
     }
   }
   const idleRss = rssKb(child.pid!, 'VmRSS');
+  const cpu0 = cpuSeconds(child.pid!);
+  const clientCpu0 = process.cpuUsage();
   const r = await runWatchLoad({ url, watchers, writes, concurrency, timeoutMs: 110_000 });
   process.stdout.write(
     `${JSON.stringify({
@@ -42,6 +50,10 @@ try {
       eventsDelivered: r.eventsDelivered,
       eventsPerSec: r.eventsPerSec,
       fanoutLatencyMs: { p50: r.fanoutP50Ms, p99: r.fanoutP99Ms, max: r.fanoutMaxMs },
+      serverCpuSeconds: Number((cpuSeconds(child.pid!) - cpu0).toFixed(1)),
+      clientCpuSeconds: Number(
+        ((process.cpuUsage(clientCpu0).user + process.cpuUsage(clientCpu0).system) / 1e6).toFixed(1),
+      ),
       serverRssBytes: { idle: idleRss * 1024, peak: rssKb(child.pid!, 'VmHWM') * 1024 },
       clientRssBytes: process.memoryUsage().rss,
       allInOrder: r.problems.length === 0,

@@ -17,7 +17,9 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it('1,000 watchers see all 10,000 writes in order', { timeout: 90_000 }, async () => {
+// About 20 s on an idle 2-core machine. Delivery gets a generous deadline because a machine loaded by
+// other test files can halve our CPU; the duration bound only catches pathological regressions.
+it('1,000 watchers see all 10,000 writes in order', { timeout: 170_000 }, async () => {
   const portsFile = path.join(dir, 'ports.json');
   child = spawnCli(['devcluster', '--port', '0', '--ports-file', portsFile, '--log-level', 'warn']);
   let stderr = '';
@@ -35,9 +37,9 @@ it('1,000 watchers see all 10,000 writes in order', { timeout: 90_000 }, async (
     'devcluster to listen',
     30_000,
   );
-  const r = await runWatchLoad({ url, watchers: 1000, writes: 10_000, timeoutMs: 55_000 });
+  const r = await runWatchLoad({ url, watchers: 1000, writes: 10_000, timeoutMs: 120_000 });
   process.stdout.write(`# load: ${JSON.stringify({ ...r, problems: r.problems.length })}\n`);
   assert.deepEqual(r.problems, [], stderr);
   assert.equal(r.eventsDelivered, 10_000_000);
-  assert.ok(r.durationMs < 60_000, `took ${r.durationMs} ms`);
+  assert.ok(r.durationMs < 120_000, `took ${r.durationMs} ms`);
 });

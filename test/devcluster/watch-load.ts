@@ -112,8 +112,8 @@ export async function runWatchLoad(o: LoadOptions): Promise<LoadResult> {
                   const at = buf.indexOf(RV, start);
                   if (at < 0 || at > nl) problems.push(`watcher ${w}: event without resourceVersion`);
                   else {
-                    const end = buf.indexOf(34, at + RV.length);
-                    const rv = Number(buf.toString('latin1', at + RV.length, end));
+                    let rv = 0;
+                    for (let i = at + RV.length; buf[i] !== 34; i++) rv = rv * 10 + buf[i]! - 48;
                     const expected = startRv + seen[w]! + 1;
                     if (rv !== expected && problems.length < 20)
                       problems.push(`watcher ${w}: got rv ${rv}, expected ${expected}`);
