@@ -67,7 +67,7 @@ describe('Dockerfile', () => {
   });
 
   it('scripts/image-check.sh builds the image tree and every subcommand answers --help', {
-    timeout: 240_000,
+    timeout: 420_000,
   }, async (t) => {
     const started = Date.now();
     const r = await run('bash', [path.join(REPO_ROOT, 'scripts', 'image-check.sh')]);

@@ -129,7 +129,7 @@ export function startContainer(workload: K8sObject, o: PodOptions): Proc & { env
 
 export async function httpGet(port: number, p: string): Promise<{ status: number; body: string }> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(3000) });
+    const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(10_000) });
     return { status: res.status, body: await res.text() };
   } catch {
     return { status: 0, body: '' };
@@ -143,7 +143,7 @@ export function probe(p: Proc, kind: 'readinessProbe' | 'livenessProbe') {
   return httpGet(port, h.path);
 }
 
-export async function until(what: () => string, cond: () => boolean | Promise<boolean>, timeoutMs = 45_000) {
+export async function until(what: () => string, cond: () => boolean | Promise<boolean>, timeoutMs = 90_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);

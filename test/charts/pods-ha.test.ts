@@ -29,7 +29,7 @@ const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
 
 describe('HA (ci/ha-redis-values.yaml) as processes', {
   skip: !HAVE_REDIS && 'redis-server not installed (Debian package redis-server, installed by make deps)',
-  timeout: 170_000,
+  timeout: 400_000,
 }, () => {
   let cluster: DevCluster;
   let dir: string;

@@ -34,7 +34,7 @@ function openssl(cwd: string, args: string[]): void {
 
 describe('TLS (tls.enabled + tls.existingSecret) as processes', {
   skip: !HAVE_OPENSSL && 'openssl not installed',
-  timeout: 170_000,
+  timeout: 400_000,
 }, () => {
   let cluster: DevCluster;
   let dir: string;

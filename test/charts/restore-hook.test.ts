@@ -18,7 +18,7 @@ import { find, type K8sObject, name, render } from './helm.js';
 const NODE = 'node-a';
 const POD_UID = '0f8c6a52-5c1e-4d5e-9a39-5e3c1b1f7a10';
 
-async function until(what: () => string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+async function until(what: () => string, cond: () => boolean, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
@@ -102,7 +102,7 @@ describe('agent restore hook (DaemonSet preStop) on uninstall', () => {
   }
 
   it('the rendered preStop command restores every cgroup the agent changed', {
-    timeout: 90_000,
+    timeout: 300_000,
   }, async (t) => {
     const { podDir, containerDirs } = fake.addPod({
       uid: POD_UID,
