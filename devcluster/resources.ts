@@ -14,6 +14,55 @@ export interface ResourceType {
   status: boolean;
   /** the CRD this type comes from (custom resources only). */
   crd?: Record<string, any>;
+  /**
+   * Set for types that are another type's objects seen differently (events.k8s.io/v1 Events are core
+   * Events; a CRD's non-storage versions are its storage version with another apiVersion).
+   */
+  storage?: ResourceType;
+  toStorage?: (o: Record<string, any>) => Record<string, any>;
+  fromStorage?: (o: Record<string, any>) => Record<string, any>;
+}
+
+type O = Record<string, any>;
+
+function pick(o: O, map: [from: string, to: string][]): O {
+  const out: O = {};
+  for (const [f, t] of map) if (o[f] !== undefined) out[t] = o[f];
+  return out;
+}
+
+// events.k8s.io/v1 ↔ core/v1 field names (k8s.io/kubernetes pkg/apis/events/v1 conversion).
+const EVENT_FIELDS: [events: string, core: string][] = [
+  ['metadata', 'metadata'],
+  ['eventTime', 'eventTime'],
+  ['series', 'series'],
+  ['action', 'action'],
+  ['reason', 'reason'],
+  ['type', 'type'],
+  ['related', 'related'],
+  ['reportingController', 'reportingComponent'],
+  ['reportingInstance', 'reportingInstance'],
+  ['regarding', 'involvedObject'],
+  ['note', 'message'],
+  ['deprecatedSource', 'source'],
+  ['deprecatedFirstTimestamp', 'firstTimestamp'],
+  ['deprecatedLastTimestamp', 'lastTimestamp'],
+  ['deprecatedCount', 'count'],
+];
+
+export function eventToCore(o: O): O {
+  return { apiVersion: 'v1', kind: 'Event', ...pick(o, EVENT_FIELDS) };
+}
+
+export function eventFromCore(o: O): O {
+  return {
+    apiVersion: 'events.k8s.io/v1',
+    kind: 'Event',
+    ...pick(
+      o,
+      EVENT_FIELDS.map(([e, c]) => [c, e]),
+    ),
+  };
 }
 
 export function apiVersionOf(t: { group: string; version: string }): string {
@@ -106,10 +155,21 @@ export class Registry {
         });
       }
     }
+    this.linkEvents();
   }
 
   add(t: ResourceType): void {
     this.byKey.set(typeKey(t.group, t.version, t.plural), t);
+  }
+
+  /** Makes events.k8s.io/v1 Events a view of core/v1 Events (one store, like the real server). */
+  linkEvents(): void {
+    const core = this.get('', 'v1', 'events');
+    const ev = this.get('events.k8s.io', 'v1', 'events');
+    if (!core || !ev) return;
+    ev.storage = core;
+    ev.toStorage = eventToCore;
+    ev.fromStorage = eventFromCore;
   }
 
   remove(group: string, version: string, plural: string): void {
@@ -148,7 +208,7 @@ export function typesFromCrd(crd: Record<string, any>): ResourceType[] {
   const names = spec.names ?? {};
   const out: ResourceType[] = [];
   for (const v of spec.versions ?? []) {
-    if (v.served === false) continue;
+    if (v.served === false && !v.storage) continue;
     out.push({
       group: spec.group,
       version: v.name,
@@ -163,5 +223,19 @@ export function typesFromCrd(crd: Record<string, any>): ResourceType[] {
       crd,
     });
   }
-  return out;
+  // Every version is stored once, in the storage version (conversion strategy None: only the
+  // apiVersion differs between versions).
+  const storageName = (spec.versions ?? []).find((v: O) => v.storage)?.name ?? out[0]?.version;
+  const storage = out.find((t) => t.version === storageName);
+  for (const t of out) {
+    if (!storage || t === storage) continue;
+    const apiVersion = `${t.group}/${t.version}`;
+    const storageApiVersion = `${storage.group}/${storage.version}`;
+    t.storage = storage;
+    t.toStorage = (o) => ({ ...o, apiVersion: storageApiVersion });
+    t.fromStorage = (o) => ({ ...o, apiVersion });
+  }
+  const served = new Set((spec.versions ?? []).filter((v: O) => v.served !== false).map((v: O) => v.name));
+  // An unserved storage version still holds the objects but is not registered for requests.
+  return out.filter((t) => served.has(t.version));
 }

@@ -11,7 +11,7 @@ import { openapiV2Json, openapiV2Protobuf, openapiV3Doc, openapiV3Root } from '.
 import { clone, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { decodeK8sProtobuf } from './protobuf.js';
 import type { Registry, ResourceType } from './resources.js';
-import { apiVersionOf, typeKey } from './resources.js';
+import { apiVersionOf } from './resources.js';
 import { combine, fieldMatcher, isMatchAll, labelMatcher } from './selectors.js';
 import type { Obj, Store } from './store.js';
 import { tableRow, toTable } from './table.js';
@@ -393,7 +393,7 @@ function watch(
   const timeoutRaw = q.get('timeoutSeconds');
   if (timeoutRaw && !/^\d+$/.test(timeoutRaw))
     throw errors.badRequest(`invalid timeoutSeconds: ${timeoutRaw}`);
-  const key = typeKey(t.group, t.version, t.plural);
+  const key = ctx.store.watchKey(t);
   const timeout = q.get('timeoutSeconds');
   const conn = new WatchConn(res, {
     t,
@@ -407,6 +407,7 @@ function watch(
     maxBufferedBytes: ctx.maxWatchBufferedBytes,
     now: ctx.now,
     currentRv: () => ctx.store.rv,
+    convert: t.storage ? t.fromStorage : undefined,
   });
   if (ctx.faults.takeWatchGone()) {
     conn.gone();

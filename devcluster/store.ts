@@ -82,23 +82,76 @@ export class Store {
     this.now = opts.now ?? (() => new Date());
     this.admit = opts.admit;
     const nsType = registry.get('', 'v1', 'namespaces')!;
-    for (const ns of DEFAULT_NAMESPACES) this.create(nsType, undefined, { metadata: { name: ns } });
+    for (const ns of DEFAULT_NAMESPACES) this.createRaw(nsType, undefined, { metadata: { name: ns } });
   }
 
-  // ---- reads ----
+  // ---- reads and writes by the requested type: aliased types (events.k8s.io/v1 Events, non-storage
+  // CRD versions) are views of their storage type's objects, converted on the way in and out.
+
+  private st(t: ResourceType): ResourceType {
+    return t.storage ?? t;
+  }
+
+  private view(t: ResourceType, o: Obj): Obj {
+    return t.storage && t.fromStorage ? t.fromStorage(o) : o;
+  }
 
   get(t: ResourceType, ns: string | undefined, name: string): Obj {
+    return this.view(t, this.getRaw(this.st(t), ns, name));
+  }
+
+  tryGet(t: ResourceType, ns: string | undefined, name: string): Obj | undefined {
+    const o = this.tryGetRaw(this.st(t), ns, name);
+    return o && this.view(t, o);
+  }
+
+  /** Objects of a type, sorted by namespace/name like etcd keys. */
+  list(t: ResourceType, ns?: string, filter?: (o: Obj) => boolean): Obj[] {
+    if (!t.storage) return this.listRaw(t, ns, filter);
+    const all = this.listRaw(t.storage, ns).map((o) => this.view(t, o));
+    return filter ? all.filter(filter) : all;
+  }
+
+  create(t: ResourceType, ns: string | undefined, input: Obj, opts: WriteOptions = {}): Obj {
+    const body = t.storage && t.toStorage ? t.toStorage(input) : input;
+    return this.view(t, this.createRaw(this.st(t), ns, body, opts));
+  }
+
+  /** PUT (and the final step of PATCH): `input` is the whole new object. */
+  update(t: ResourceType, ns: string | undefined, name: string, input: Obj, opts: WriteOptions = {}): Obj {
+    const body = t.storage && t.toStorage ? t.toStorage(input) : input;
+    return this.view(t, this.updateRaw(this.st(t), ns, name, body, opts));
+  }
+
+  delete(
+    t: ResourceType,
+    ns: string | undefined,
+    name: string,
+    opts: { preconditions?: { uid?: string; resourceVersion?: string }; dryRun?: boolean } = {},
+  ): Obj {
+    return this.view(t, this.deleteRaw(this.st(t), ns, name, opts));
+  }
+
+  /** The key watches of this type subscribe to (their storage type's). */
+  watchKey(t: ResourceType): string {
+    const s = this.st(t);
+    return typeKey(s.group, s.version, s.plural);
+  }
+
+  // ---- raw reads (storage types) ----
+
+  private getRaw(t: ResourceType, ns: string | undefined, name: string): Obj {
     const o = this.bucket(t).get(nsName(t.namespaced ? ns : undefined, name));
     if (!o) throw errors.notFound(t.plural, t.group, name);
     return o;
   }
 
-  tryGet(t: ResourceType, ns: string | undefined, name: string): Obj | undefined {
+  private tryGetRaw(t: ResourceType, ns: string | undefined, name: string): Obj | undefined {
     return this.bucket(t).get(nsName(t.namespaced ? ns : undefined, name));
   }
 
   /** Objects of a type, sorted by namespace/name like etcd keys. */
-  list(t: ResourceType, ns?: string, filter?: (o: Obj) => boolean): Obj[] {
+  private listRaw(t: ResourceType, ns?: string, filter?: (o: Obj) => boolean): Obj[] {
     const out: Obj[] = [];
     for (const [k, o] of this.bucket(t)) {
       if (ns && t.namespaced && !k.startsWith(`${ns}/`)) continue;
@@ -156,7 +209,7 @@ export class Store {
 
   // ---- writes ----
 
-  create(t: ResourceType, ns: string | undefined, input: Obj, opts: WriteOptions = {}): Obj {
+  private createRaw(t: ResourceType, ns: string | undefined, input: Obj, opts: WriteOptions = {}): Obj {
     const obj = clone(input) ?? {};
     obj.metadata ??= {};
     const md = obj.metadata;
@@ -169,7 +222,7 @@ export class Store {
         );
       md.namespace = namespace;
       const nsType = this.registry.get('', 'v1', 'namespaces')!;
-      if (!this.tryGet(nsType, undefined, namespace)) throw errors.notFound('namespaces', '', namespace);
+      if (!this.tryGetRaw(nsType, undefined, namespace)) throw errors.notFound('namespaces', '', namespace);
     } else delete md.namespace;
     if (!md.name && md.generateName) md.name = `${md.generateName}${randomSuffix()}`;
     if (!md.name)
@@ -180,7 +233,7 @@ export class Store {
           field: 'metadata.name',
         },
       ]);
-    if (this.tryGet(t, md.namespace, md.name)) throw errors.alreadyExists(t.plural, t.group, md.name);
+    if (this.tryGetRaw(t, md.namespace, md.name)) throw errors.alreadyExists(t.plural, t.group, md.name);
     obj.apiVersion = apiVersionOf(t);
     obj.kind = t.kind;
     md.uid = randomUUID();
@@ -195,8 +248,14 @@ export class Store {
   }
 
   /** PUT (and the final step of PATCH): `input` is the whole new object. */
-  update(t: ResourceType, ns: string | undefined, name: string, input: Obj, opts: WriteOptions = {}): Obj {
-    const old = this.get(t, ns, name);
+  private updateRaw(
+    t: ResourceType,
+    ns: string | undefined,
+    name: string,
+    input: Obj,
+    opts: WriteOptions = {},
+  ): Obj {
+    const old = this.getRaw(t, ns, name);
     const obj = clone(input) ?? {};
     obj.metadata ??= {};
     const md = obj.metadata;
@@ -272,13 +331,13 @@ export class Store {
     return this.commit(t, 'MODIFIED', next, old);
   }
 
-  delete(
+  private deleteRaw(
     t: ResourceType,
     ns: string | undefined,
     name: string,
     opts: { preconditions?: { uid?: string; resourceVersion?: string }; dryRun?: boolean } = {},
   ): Obj {
-    const old = this.get(t, ns, name);
+    const old = this.getRaw(t, ns, name);
     const pre = opts.preconditions;
     if (pre?.uid && pre.uid !== old.metadata.uid)
       throw new ApiError(
@@ -467,8 +526,8 @@ export class Store {
 
   private deleteNamespaceContents(ns: string): void {
     for (const t of this.registry.all()) {
-      if (!t.namespaced) continue;
-      for (const o of this.list(t, ns)) this.commit(t, 'DELETED', clone(o), o);
+      if (!t.namespaced || t.storage) continue;
+      for (const o of this.listRaw(t, ns)) this.commit(t, 'DELETED', clone(o), o);
     }
   }
 
@@ -481,7 +540,7 @@ export class Store {
       const k = typeKey(t.group, t.version, t.plural);
       if (keep.has(k)) continue;
       const live = this.registry.get(t.group, t.version, t.plural);
-      if (live) for (const o of this.list(live)) this.commit(live, 'DELETED', clone(o), o);
+      if (live) for (const o of this.listRaw(live)) this.commit(live, 'DELETED', clone(o), o);
       this.registry.remove(t.group, t.version, t.plural);
     }
   }
@@ -490,8 +549,8 @@ export class Store {
   dump(): { resourceVersion: number; objects: Obj[] } {
     const objects: Obj[] = [];
     const crdType = this.registry.get('apiextensions.k8s.io', 'v1', 'customresourcedefinitions')!;
-    objects.push(...this.list(crdType));
-    for (const t of this.registry.all()) if (t !== crdType) objects.push(...this.list(t));
+    objects.push(...this.listRaw(crdType));
+    for (const t of this.registry.all()) if (t !== crdType && !t.storage) objects.push(...this.listRaw(t));
     return { resourceVersion: this.rv, objects };
   }
 

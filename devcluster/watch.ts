@@ -18,6 +18,8 @@ export interface WatchOptions {
   maxBufferedBytes: number;
   now: () => Date;
   currentRv: () => number;
+  /** storage → requested representation, for types that are views of another type's objects. */
+  convert?: (o: Obj) => Obj;
 }
 
 const dirty = new Set<WatchConn>();
@@ -101,8 +103,13 @@ export class WatchConn implements Subscriber {
   }
 
   /** Store event → zero or one watch event, with selector transitions turned into ADDED/DELETED. */
-  deliver(ev: StoreEvent): void {
+  deliver(raw: StoreEvent): void {
     if (this.closed) return;
+    const conv = this.opts.convert;
+    // Converted events get their own object (never the shared serialised line).
+    const ev: StoreEvent = conv
+      ? { ...raw, obj: conv(raw.obj), old: raw.old && conv(raw.old), line: undefined }
+      : raw;
     const now = this.matches(ev.obj);
     if (ev.type === 'DELETED') {
       if (now) this.emit(ev, 'DELETED', ev.obj);
@@ -124,7 +131,7 @@ export class WatchConn implements Subscriber {
 
   private emit(ev: StoreEvent, type: string, obj: Obj): void {
     // The common case (plain JSON, same event type) shares one serialisation across all watchers.
-    if (!this.opts.table && type === ev.type && obj === ev.obj) {
+    if (!this.opts.table && !this.opts.convert && type === ev.type && obj === ev.obj) {
       ev.line ??= Buffer.from(`${JSON.stringify({ type, object: obj })}\n`);
       if (this.sigValid && !this.opts.filter) {
         if (!this.sig) this.sig = { first: ev.rv, last: ev.rv, n: 1 };

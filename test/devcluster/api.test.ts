@@ -637,3 +637,104 @@ describe('metrics', () => {
     assert.match(r.body, /cpuburst_devcluster_resource_version \d+/);
   });
 });
+
+describe('one object, several views', () => {
+  it('events.k8s.io/v1 Events are core/v1 Events with converted field names (both ways, watches too)', async () => {
+    const coreBase = '/api/v1/namespaces/kube-node-lease/events';
+    const evBase = '/apis/events.k8s.io/v1/namespaces/kube-node-lease/events';
+    const rv = dc.store.resourceVersion;
+    const coreWatch = openWatch(u, `${coreBase}?watch=true&resourceVersion=${rv}`);
+    const evWatch = openWatch(u, `${evBase}?watch=true&resourceVersion=${rv}`);
+    const created = await request(u, 'POST', evBase, {
+      metadata: { name: 'e1' },
+      eventTime: '2026-01-01T00:00:00.000001Z',
+      regarding: { kind: 'Pod', name: 'p', namespace: 'kube-node-lease' },
+      note: 'hello',
+      reason: 'Tested',
+      action: 'Test',
+      type: 'Normal',
+      reportingController: 'ctl',
+      reportingInstance: 'i',
+    });
+    assert.equal(created.status, 201);
+    assert.equal(created.body.apiVersion, 'events.k8s.io/v1');
+    assert.equal(created.body.note, 'hello');
+    const core = await request(u, 'GET', `${coreBase}/e1`);
+    assert.equal(core.body.apiVersion, 'v1');
+    assert.equal(core.body.message, 'hello');
+    assert.equal(core.body.involvedObject.name, 'p');
+    assert.equal(core.body.reportingComponent, 'ctl');
+    assert.equal(core.body.metadata.uid, created.body.metadata.uid);
+    const sel = await request(u, 'GET', `${coreBase}?fieldSelector=involvedObject.name%3Dp`);
+    assert.equal(sel.body.items.length, 1);
+    await request(u, 'POST', coreBase, {
+      metadata: { name: 'e2' },
+      involvedObject: { kind: 'Node', name: 'n' },
+      message: 'from core',
+      reason: 'R',
+    });
+    const viaEvents = await request(u, 'GET', `${evBase}/e2`);
+    assert.equal(viaEvents.body.note, 'from core');
+    assert.equal(viaEvents.body.regarding.name, 'n');
+    await waitFor(
+      () => coreWatch.events.length >= 2 && evWatch.events.length >= 2,
+      'both watches see both events',
+    );
+    coreWatch.close();
+    evWatch.close();
+    assert.deepEqual(
+      coreWatch.events.map((e) => `${e.object.apiVersion} ${e.object.message}`),
+      ['v1 hello', 'v1 from core'],
+    );
+    assert.deepEqual(
+      evWatch.events.map((e) => `${e.object.apiVersion} ${e.object.note}`),
+      ['events.k8s.io/v1 hello', 'events.k8s.io/v1 from core'],
+    );
+  });
+
+  it('a CRD version that is not the storage version serves the same objects (conversion None)', async () => {
+    const crd = loadYaml(`${FIXTURES}/widgets.yaml`);
+    crd.metadata.name = 'gadgets.test.devcluster.io';
+    crd.spec.names = { kind: 'Gadget', listKind: 'GadgetList', plural: 'gadgets', singular: 'gadget' };
+    const v2 = { ...structuredClone(crd.spec.versions[0]), name: 'v2', storage: false };
+    crd.spec.versions.push(v2);
+    assert.equal(
+      (await request(u, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd)).status,
+      201,
+    );
+    const v1 = '/apis/test.devcluster.io/v1/namespaces/default/gadgets';
+    const v2p = '/apis/test.devcluster.io/v2/namespaces/default/gadgets';
+    const w = openWatch(u, `${v2p}?watch=true&resourceVersion=${dc.store.resourceVersion}`);
+    const c = await request(u, 'POST', v2p, {
+      apiVersion: 'test.devcluster.io/v2',
+      kind: 'Gadget',
+      metadata: { name: 'g' },
+      spec: { size: 2 },
+    });
+    assert.equal(c.status, 201, JSON.stringify(c.body));
+    assert.equal(c.body.apiVersion, 'test.devcluster.io/v2');
+    const g1 = await request(u, 'GET', `${v1}/g`);
+    assert.equal(g1.body.apiVersion, 'test.devcluster.io/v1');
+    assert.equal(g1.body.metadata.uid, c.body.metadata.uid);
+    assert.equal(g1.body.spec.color, 'green');
+    const p = await request(
+      u,
+      'PATCH',
+      `${v1}/g`,
+      { spec: { size: 3 } },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    assert.equal(p.status, 200);
+    await waitFor(() => w.events.length >= 2, 'ADDED + MODIFIED on the v2 watch');
+    w.close();
+    assert.deepEqual(
+      w.events.map((e) => `${e.type} ${e.object.apiVersion} ${e.object.spec.size}`),
+      ['ADDED test.devcluster.io/v2 2', 'MODIFIED test.devcluster.io/v2 3'],
+    );
+    const l2 = await request(u, 'GET', v2p);
+    assert.deepEqual(
+      l2.body.items.map((o: any) => `${o.apiVersion}/${o.metadata.name}`),
+      ['test.devcluster.io/v2/g'],
+    );
+  });
+});
