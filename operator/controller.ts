@@ -61,6 +61,23 @@ type Obj = KubeObject & { metadata?: any; spec?: any; data?: Record<string, stri
 interface Published {
   version: number;
   key: string;
+  /** Per pod uid: the pod's decision content and the version in which it last changed. */
+  pods: Map<string, { key: string; version: number }>;
+}
+
+/** Pod decisions whose content did not change keep the version they were introduced in. */
+function podVersions(
+  pods: DecisionDocument['pods'],
+  version: number,
+  prev: Published | undefined,
+): Map<string, { key: string; version: number }> {
+  const out = new Map<string, { key: string; version: number }>();
+  for (const p of pods) {
+    const key = JSON.stringify(p);
+    const old = prev?.pods.get(p.uid);
+    out.set(p.uid, { key, version: old && old.key === key ? old.version : version });
+  }
+  return out;
 }
 
 export class Controller {
@@ -267,7 +284,11 @@ export class Controller {
     if (!doc) return;
     const cur = this.published.get(node);
     if (cur && cur.version >= doc.version) return;
-    this.published.set(node, { version: doc.version, key: contentKey(doc) });
+    this.published.set(node, {
+      version: doc.version,
+      key: contentKey(doc),
+      pods: podVersions(doc.pods, doc.version, cur),
+    });
     if (this.leading) this.queue.add(`node/${node}`);
   }
 
@@ -329,7 +350,10 @@ export class Controller {
   feedback(node: string): NodeFeedback {
     const f: NodeFeedback = {};
     const p = this.published.get(node);
-    if (p) f.published = p.version;
+    if (p) {
+      f.published = p.version;
+      f.podVersion = (uid) => p.pods.get(uid)?.version;
+    }
     const a = this.acks.get(node);
     if (a) f.ack = a;
     const s = this.statuses.get(node);
@@ -472,7 +496,7 @@ export class Controller {
       this.o.metrics.decisionsPublished.inc({ result: 'error' });
       throw err;
     }
-    this.published.set(node, { version, key });
+    this.published.set(node, { version, key, pods: podVersions(doc.pods, version, prev) });
     this.o.metrics.decisionsPublished.inc({ result: 'success' });
     log.info('Published decisions', { node, version, pods: doc.pods.length });
     this.onPublished?.(doc);

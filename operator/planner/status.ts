@@ -8,6 +8,9 @@ import type { StrategyPlan } from './plan.js';
 export interface NodeFeedback {
   /** The version last published to the node (undefined: nothing published yet). */
   published?: number;
+  /** Per pod uid: the version in which its decision last changed (an unrelated pod's change on the
+   * same node does not make it pending again). Falls back to `published`. */
+  podVersion?: (uid: string) => number | undefined;
   ack?: AckMessage;
   status?: StatusReport;
 }
@@ -32,10 +35,15 @@ export function computeStatus(
   let applied = 0;
   const failures: PodReason[] = [];
   const pendingNodes = new Set<string>();
+  const perNode = new Map<string, NodeFeedback>();
   if (!p.dryRun)
     for (const pod of p.pods) {
-      const f = feedback(pod.node);
-      const v = f.published;
+      let f = perNode.get(pod.node);
+      if (!f) {
+        f = feedback(pod.node);
+        perNode.set(pod.node, f);
+      }
+      const v = f.podVersion?.(pod.uid) ?? f.published;
       const ackDone = v !== undefined && f.ack !== undefined && f.ack.version >= v;
       const statusDone = v !== undefined && f.status !== undefined && f.status.appliedVersion >= v;
       if (!ackDone && !statusDone) {

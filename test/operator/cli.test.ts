@@ -109,9 +109,9 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
     const started = await waitFor(
       'Started operator',
       () => logs.find((l) => l.message === 'Started operator'),
-      20_000,
+      60_000,
     );
-    await waitFor('Became leader', () => logs.find((l) => l.message === 'Became leader'), 10_000);
+    await waitFor('Became leader', () => logs.find((l) => l.message === 'Became leader'), 30_000);
     await waitFor(
       '/readyz 200',
       async () => (await fetch(`http://127.0.0.1:${started.probePort}/readyz`)).status === 200,

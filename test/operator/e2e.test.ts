@@ -212,7 +212,7 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
   });
 
   it('API 500s: backs off, recovers, converges within 5 s', async () => {
-    cluster.faults.failRequests({ share: 1, code: 500, path: /\/api\/v1\/pods/, count: 6 });
+    cluster.faults.failRequests({ share: 1, code: 500, path: /\/api\/v1\/pods/, count: 4 });
     cluster.faults.dropWatches();
     const ms = await annotateAndTime('after-500');
     assert.ok(cluster.faults.injected > 0, 'the fault was exercised');

@@ -27,7 +27,7 @@ export const CM_NAME = 'cpu-burst-config';
 export async function waitFor<T>(
   what: string,
   fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  timeoutMs = 10_000,
+  timeoutMs = 20_000,
   everyMs = 20,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -192,3 +192,33 @@ describe('EventRecorder', () => {
     assert.ok(results.includes('deduped') && results.includes('dropped'));
   });
 });
+
+describe('computeStatus per-pod versions', () => {
+  it('a pod whose decision did not change stays applied while the node acks a newer version', () => {
+    // node n1 published v9 for an unrelated pod; p1's decision dates from v5 and v5+ was acked
+    const fb: NodeFeedback = {
+      published: 9,
+      podVersion: (uid) => (uid === 'u1' ? 5 : 9),
+      ack: {
+        apiVersion: 'cpuburst.io/v1',
+        kind: 'DecisionAck',
+        node: 'n1',
+        version: 6,
+        result: 'Applied',
+        time: '',
+        errors: [],
+      },
+    };
+    const plan = sp({ pods: [{ uid: 'u1', namespace: 'ns', name: 'p1', node: 'n1' }] });
+    const s = computeStatus(plan, () => fb, undefined, T0);
+    assert.equal(s.podsApplied, 1);
+    assert.equal(s.conditions![0]!.status, 'True');
+    const s2 = computeStatus(
+      sp({ pods: [{ uid: 'u2', namespace: 'ns', name: 'p2', node: 'n1' }] }),
+      () => fb,
+      undefined,
+      T0,
+    );
+    assert.equal(s2.conditions![0]!.reason, 'Pending', 'a pod changed in v9 waits for the v9 ack');
+  });
+});
