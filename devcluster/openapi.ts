@@ -2,7 +2,7 @@
 // operations declare the `fieldValidation` parameter (so kubectl validates server-side instead of
 // downloading schemas), CRD schemas as components, and a minimal v2 document (JSON or protobuf).
 import { createHash } from 'node:crypto';
-import { apiVersionOf, type Registry, type ResourceType } from './resources.js';
+import type { Registry, ResourceType } from './resources.js';
 import { versionSchema } from './validation.js';
 
 function gvPath(group: string, version: string): string {
@@ -161,5 +161,3 @@ export function openapiV2Protobuf(): Buffer {
     pbMessage(8, Buffer.alloc(0)),
   ]);
 }
-
-export { apiVersionOf };

@@ -159,7 +159,7 @@ export const MERGE_KEYS: Record<string, string> = {
 const SET_LISTS = new Set(['finalizers']);
 
 /** Strategic merge patch (approximate): merge patch plus keyed list merging and the `$patch` directives. */
-export function strategicMergePatch(target: Json, patch: Json, field = ''): Json {
+export function strategicMergePatch(target: Json, patch: Json): Json {
   if (!isObj(patch)) return clone(patch);
   if (patch.$patch === 'replace') {
     const { $patch: _, ...rest } = patch;
@@ -182,31 +182,30 @@ export function strategicMergePatch(target: Json, patch: Json, field = ''): Json
     }
     const key = MERGE_KEYS[k];
     if (Array.isArray(v) && key && Array.isArray(out[k])) {
-      out[k] = mergeKeyedList(out[k], v, key, k);
+      out[k] = mergeKeyedList(out[k], v, key);
       const order = patch[`$setElementOrder/${k}`];
       if (Array.isArray(order)) out[k] = applyOrder(out[k], order, key);
     } else if (Array.isArray(v) && key) {
       out[k] = v
         .filter((x) => !(isObj(x) && x.$patch === 'delete'))
-        .map((x) => strategicMergePatch(undefined, x, k));
+        .map((x) => strategicMergePatch(undefined, x));
     } else if (Array.isArray(v) && SET_LISTS.has(k) && Array.isArray(out[k])) {
       out[k] = [...out[k], ...v.filter((x) => !out[k].includes(x))];
-    } else out[k] = strategicMergePatch(out[k], v, k);
+    } else out[k] = strategicMergePatch(out[k], v);
   }
   if (retain) for (const k of Object.keys(out)) if (!retain.has(k) && !(k in patch)) delete out[k];
-  void field;
   return out;
 }
 
-function mergeKeyedList(cur: Json[], patch: Json[], key: string, field: string): Json[] {
+function mergeKeyedList(cur: Json[], patch: Json[], key: string): Json[] {
   const out = cur.map((x) => x);
   for (const item of patch) {
     if (!isObj(item)) continue;
     const idx = out.findIndex((x) => isObj(x) && x[key] === item[key]);
     if (item.$patch === 'delete') {
       if (idx >= 0) out.splice(idx, 1);
-    } else if (idx >= 0) out[idx] = strategicMergePatch(out[idx], item, field);
-    else out.push(strategicMergePatch(undefined, item, field));
+    } else if (idx >= 0) out[idx] = strategicMergePatch(out[idx], item);
+    else out.push(strategicMergePatch(undefined, item));
   }
   return out;
 }

@@ -14,7 +14,7 @@ import type { Registry, ResourceType } from './resources.js';
 import { apiVersionOf } from './resources.js';
 import { combine, fieldMatcher, isMatchAll, labelMatcher } from './selectors.js';
 import type { Obj, Store } from './store.js';
-import { tableRow, toTable } from './table.js';
+import { toTable } from './table.js';
 import { prune, versionSchema } from './validation.js';
 import { WatchConn } from './watch.js';
 
@@ -513,5 +513,3 @@ async function patch(
   recordUpdate(managerFor(q.get('fieldManager'), req.headers['user-agent']), existing, next, ctx.now(), sub);
   return send(res, 200, ctx.store.update(t, ns, name, next, { subresource: sub, dryRun }));
 }
-
-export { tableRow };
