@@ -57,6 +57,12 @@ async function bystanderStillWorks(tag: string) {
 describe('bad input', () => {
   it('oversized payload: v5 gets DISCONNECT 0x95, v3.1.1 is disconnected, nothing delivered', async () => {
     const auth = { username: 'dev', password: 'dev-pw' };
+    // The server-side record of the DISCONNECT reason is checked too: on a heavily loaded machine
+    // the TCP close can overtake the DISCONNECT frame on the wire.
+    const reasons = new Map<string, number | null>();
+    const onGone = (c: { id: string; disconnectReasonCode: number | null }) =>
+      reasons.set(c.id, c.disconnectReasonCode);
+    b.aedes.on('clientDisconnect', onGone);
     for (const v of [5, 4]) {
       const r = await exchange(
         port,
@@ -64,17 +70,22 @@ describe('bad input', () => {
           connectFrame(`big${v}`, v, auth),
           gen({ cmd: 'publish', topic: 'ping/big', payload: Buffer.alloc(5000), qos: 1, messageId: 7 }, v),
         ],
-        { protocolVersion: v },
+        { protocolVersion: v, waitMs: 10_000 },
       );
       assert.equal(r.packets[0]!.cmd, 'connack');
       assert.ok(r.closed, 'connection closed');
-      if (v === 5)
-        assert.deepEqual(
-          r.packets.slice(1).map((p) => [p.cmd, p.reasonCode]),
-          [['disconnect', 0x95]],
+      assert.ok(!r.packets.some((p) => p.cmd === 'puback' && !p.reasonCode), 'no successful PUBACK');
+      const wire = r.packets.filter((p) => p.cmd === 'disconnect').map((p) => p.reasonCode);
+      if (v === 5) {
+        assert.ok(
+          wire.every((code) => code === 0x95),
+          `DISCONNECT codes ${wire}`,
         );
-      else assert.equal(r.packets.length, 1);
+        await waitFor('server-side disconnect', () => reasons.has('big5'));
+        assert.equal(reasons.get('big5'), 0x95);
+      } else assert.deepEqual(wire, []);
     }
+    b.aedes.off('clientDisconnect', onGone);
     // A frame far beyond the limit is cut off from its header, before the body is buffered.
     const huge = await exchange(
       port,

@@ -63,10 +63,23 @@ describe('cpuburst broker CLI', () => {
       '-i',
       'cli-sub',
     ]);
-    await new Promise((r) => setTimeout(r, 1000));
-    assert.equal((await run('mosquitto_pub', [...net, '-t', 'closed/x', '-m', 'denied', '-q', '1'])).code, 0);
-    assert.equal((await run('mosquitto_pub', [...net, '-t', 'open/x', '-m', 'allowed', '-q', '1'])).code, 0);
-    await waitFor('mosquitto_sub exit', () => sub.exitCode !== null, 20_000);
+    // No "subscribed" signal from another process: publish (denied, then allowed) until it arrives.
+    await waitFor(
+      'mosquitto_sub to receive',
+      async () => {
+        assert.equal(
+          (await run('mosquitto_pub', [...net, '-t', 'closed/x', '-m', 'denied', '-q', '1'])).code,
+          0,
+        );
+        assert.equal(
+          (await run('mosquitto_pub', [...net, '-t', 'open/x', '-m', 'allowed', '-q', '1'])).code,
+          0,
+        );
+        await new Promise((r) => setTimeout(r, 300));
+        return sub.exitCode !== null;
+      },
+      30_000,
+    );
     assert.equal(
       sub
         .out()
