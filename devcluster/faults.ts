@@ -36,14 +36,22 @@ export class Faults {
     return n;
   }
 
-  /** Stops delivering events to open watches (they buffer) until resumeWatches(). */
-  stallWatches(): void {
+  /**
+   * Stops delivering events to open watches (they buffer) until resumeWatches(); with `sticky`,
+   * watches opened meanwhile are stalled too.
+   */
+  stallWatches(sticky = false): void {
     for (const w of this.watches) w.stall(true);
+    this.stallNew = sticky;
   }
 
   resumeWatches(): void {
+    this.stallNew = false;
     for (const w of this.watches) w.stall(false);
   }
+
+  /** whether a watch opened now starts stalled. */
+  stallNew = false;
 
   /** The next `n` watch requests get a 410 Gone ERROR event instead of events. */
   goneOnNextWatch(n = 1): void {
@@ -58,6 +66,7 @@ export class Faults {
     return n;
   }
 
+  /** `path` in rules and latency is matched against the request URL: path and query (`watch=true`). */
   failRequests(rule: FailureRule): void {
     this.failures.push({ ...rule });
   }

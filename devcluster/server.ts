@@ -148,9 +148,9 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     return;
   }
   if (ctx.token && req.headers.authorization !== `Bearer ${ctx.token}`) throw errors.unauthorized();
-  const delay = ctx.faults.delayFor(method, path);
+  const delay = ctx.faults.delayFor(method, req.url ?? path);
   if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-  const failure = ctx.faults.failureFor(method, path);
+  const failure = ctx.faults.failureFor(method, req.url ?? path);
   if (failure === 429) throw errors.tooManyRequests();
   if (failure)
     throw new ApiError(
@@ -429,6 +429,7 @@ function watch(
     }
     for (const ev of events) conn.deliver(ev);
   }
+  if (ctx.faults.stallNew) conn.stall(true);
   const unsubscribe = ctx.store.subscribe(conn);
   ctx.faults.watches.add(conn);
   conn.onClose = () => {

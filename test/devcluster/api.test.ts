@@ -738,3 +738,23 @@ describe('one object, several views', () => {
     );
   });
 });
+
+describe('faults on watches only', () => {
+  it('failRequests can target watches by query; sticky stall holds new watches until resume', async () => {
+    const base = '/api/v1/namespaces/default/configmaps';
+    dc.faults.failRequests({ share: 1, code: 500, path: /watch=true/, count: 1 });
+    assert.equal((await request(u, 'GET', base)).status, 200, 'lists are untouched');
+    assert.equal((await request(u, 'GET', `${base}?watch=true`)).status, 500);
+    dc.faults.stallWatches(true);
+    const w = openWatch(u, `${base}?watch=true&resourceVersion=${dc.store.resourceVersion}`);
+    await waitFor(() => w.status === 200, 'watch open');
+    await request(u, 'POST', base, cm('stalled-1'));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(w.events.length, 0, 'nothing delivered while stalled');
+    dc.faults.resumeWatches();
+    await waitFor(() => w.events.length === 1, 'held event delivered on resume');
+    w.close();
+    assert.equal(w.events[0].object.metadata.name, 'stalled-1');
+    dc.faults.reset();
+  });
+});
