@@ -342,6 +342,21 @@ describe('default values', () => {
     assert.equal(findAll(objs, 'ServiceMonitor').length, 0, 'ServiceMonitor only behind its flag');
   });
 
+  it('helm test pod: a hook, non-root, inside the release (so the broker NetworkPolicy lets it in)', () => {
+    const pod = find(objs, 'Pod', name('test'));
+    assert.equal(pod.metadata.annotations?.['helm.sh/hook'], 'test');
+    assert.equal(pod.spec.securityContext.runAsNonRoot, true);
+    assert.equal(pod.spec.containers[0].securityContext.readOnlyRootFilesystem, true);
+    const np = find(objs, 'NetworkPolicy', name('broker'));
+    for (const [k, v] of Object.entries<string>(np.spec.ingress[1].from[0].podSelector.matchLabels)) {
+      assert.equal(pod.metadata.labels[k], v);
+    }
+    assert.match(
+      pod.spec.containers[0].env[0].value,
+      new RegExp(`^http://${name('broker-api')}\\.${NAMESPACE}\\.svc:18083$`),
+    );
+  });
+
   it('Grafana dashboard ConfigMap: labelled for the sidecar, panels on cpuburst_ metrics', () => {
     const cm = find(objs, 'ConfigMap', name('dashboard'));
     assert.equal(cm.metadata.labels.grafana_dashboard, '1');

@@ -212,6 +212,23 @@ describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }
     assert.match(body, new RegExp(`"agent:${NODE}"`));
   });
 
+  it('`helm test` passes: the rendered test pod runs against the live broker', async () => {
+    const testPod = find(objs, 'Pod', name('test'));
+    assert.equal(testPod.metadata.annotations?.['helm.sh/hook'], 'test');
+    const c = testPod.spec.containers[0];
+    const env = Object.fromEntries(
+      c.env.map((e: any) => [
+        e.name,
+        String(e.value).replace(`${name('broker-api')}.${NAMESPACE}.svc`, '127.0.0.1'),
+      ]),
+    );
+    const [cmd, ...rest] = c.command as string[];
+    assert.equal(cmd, 'node');
+    const r = await run(process.execPath, [...rest, ...c.args], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /broker ready at .*; the HTTP API requires its key/);
+  });
+
   it('uninstall: kubectl delete, then the preStop hook restores the cgroup', async () => {
     const r = await kubectl('delete', '-n', NAMESPACE, '-f', path.join(dir, 'chart.yaml'), '--wait=false');
     assert.equal(r.code, 0, r.stderr);
