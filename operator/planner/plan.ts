@@ -253,6 +253,28 @@ export function planNode(ctx: PlanContext, node: string, pods: Iterable<PodLike>
   const cmCfg = cm ? mergeConfig<FullBurstConfig>(clusterCfg, nodeStrategy?.ns) : null;
   const candidates = ctx.ranked.filter((r) => r.active && r.nodeMatch.get(node));
   let nodeWinner: Ranked | undefined;
+  const anyDryRun = candidates.some((r) => r.dryRun);
+  const excludeAll = (
+    matching: Ranked[],
+    md: { namespace?: string; name?: string },
+    reason: string,
+    message: string,
+  ) => {
+    for (const r of matching)
+      sp(r).exclusions.push({ namespace: md.namespace!, name: md.name!, node, reason, message });
+  };
+  // Equal-priority overlaps between the top two; the set with dryRun strategies only counts ties
+  // that involve one (the live set already counted the others).
+  const countTie = (set: Ranked[], live: boolean) => {
+    const [w, l] = set;
+    if (!w || !l || w.priority !== l.priority || (!live && !w.dryRun && !l.dryRun)) return;
+    let m = part.ties.get(w.name);
+    if (!m) {
+      m = new Map();
+      part.ties.set(w.name, m);
+    }
+    m.set(l.name, (m.get(l.name) ?? 0) + 1);
+  };
 
   for (const pod of pods) {
     const md = pod.metadata ?? {};
@@ -281,13 +303,10 @@ export function planNode(ctx: PlanContext, node: string, pods: Iterable<PodLike>
       if (!matchesSelector(r.s.spec.podSelector, labels)) continue;
       matching.push(r);
     }
-    const real = matching.filter((r) => !r.dryRun);
+    const real = anyDryRun ? matching.filter((r) => !r.dryRun) : matching;
     const winner = real[0];
     const shadow = matching[0]; // what would win if dryRun strategies were live
-    const exclude = (reason: string, message: string) => {
-      for (const r of matching)
-        sp(r).exclusions.push({ namespace: md.namespace!, name: md.name!, node, reason, message });
-    };
+    const exclude = (reason: string, message: string) => excludeAll(matching, md, reason, message);
 
     const optIn = optInOf(pod);
     if (optIn.value === 'invalid')
@@ -338,16 +357,9 @@ export function planNode(ctx: PlanContext, node: string, pods: Iterable<PodLike>
       if (r === top) sp(r).pods.push({ ...ident, node });
       else sp(r).overridden++;
     }
-    for (const set of [real, matching]) {
-      const [w, l] = set;
-      if (w && l && w.priority === l.priority && (set === real || w.dryRun || l.dryRun)) {
-        let m = part.ties.get(w.name);
-        if (!m) {
-          m = new Map();
-          part.ties.set(w.name, m);
-        }
-        m.set(l.name, (m.get(l.name) ?? 0) + 1);
-      }
+    if (matching.length > 1) {
+      countTie(real, true);
+      if (anyDryRun) countTie(matching, false);
     }
 
     if (!winner && optIn.value !== 'true' && (cmCfg === null || cmCfg.policy === 'none')) continue; // only dryRun matched
