@@ -96,6 +96,13 @@ export const DEMO_FLAGS: FlagSpec[] = [
     help: 'name of the demo node',
   },
   {
+    name: 'settle-timeout',
+    env: 'DEMO_SETTLE_TIMEOUT',
+    type: 'int',
+    default: 60,
+    help: 'max seconds to wait for the service to drain its start-up backlog before phase 1 (0 = do not wait)',
+  },
+  {
     name: 'cpu-burst-percent',
     env: 'DEMO_CPU_BURST_PERCENT',
     type: 'int',

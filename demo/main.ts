@@ -57,6 +57,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     parentBase: String(v.parentBase),
     kubectl: String(v.kubectl ?? ''),
     nodeName: String(v.nodeName),
+    settleTimeout: Math.max(0, Number(v.settleTimeout)),
     cpuBurstPercent: Number(v.cpuBurstPercent),
     cfsQuotaBurstPercent: Number(v.cfsQuotaBurstPercent),
   });

@@ -57,6 +57,8 @@ export interface DemoOptions {
   parentBase: string;
   kubectl: string;
   nodeName: string;
+  /** Seconds to wait for the service's start-up backlog to drain (0 = none). */
+  settleTimeout: number;
   /** The demo strategy's knobs (phase 2). */
   cpuBurstPercent: number;
   cfsQuotaBurstPercent: number;
@@ -373,18 +375,22 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     });
 
     // Start-up (module loading, JIT) runs under the limit too and leaves a backlog; phase 1 starts
-    // once the service has drained it (two consecutive seconds with a sane p99), or after 60 s.
-    say('▶ waiting for the service to reach a steady state');
-    await waitFor(
-      'waiting for the service to reach a steady state',
-      () => {
-        const lines = readLatencyLines(latencyFile).slice(-2);
-        return lines.length === 2 && lines.every((l) => Math.max(0, ...l.latenciesMs) < o.workMs * 15);
-      },
-      { components: all(), timeoutMs: 60000 },
-    ).catch(() =>
-      say('  (the service did not settle within 60 s; the machine is probably busy — measuring anyway)'),
-    );
+    // once the service has drained it (two consecutive seconds with a sane p99), or after --settle-timeout.
+    if (o.settleTimeout > 0) {
+      say('▶ waiting for the service to reach a steady state');
+      await waitFor(
+        'waiting for the service to reach a steady state',
+        () => {
+          const lines = readLatencyLines(latencyFile).slice(-2);
+          return lines.length === 2 && lines.every((l) => Math.max(0, ...l.latenciesMs) < o.workMs * 15);
+        },
+        { components: all(), timeoutMs: o.settleTimeout * 1000 },
+      ).catch(() =>
+        say(
+          `  (the service did not settle within ${o.settleTimeout} s; the machine is probably busy — measuring anyway)`,
+        ),
+      );
+    }
 
     const phases: PhaseResult[] = [];
     const measurePhase = async (name: string, description: string) => {

@@ -80,6 +80,8 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
       '8',
       '--warmup',
       '3',
+      '--settle-timeout',
+      '30',
       '--work-dir',
       work,
       '--out-dir',

@@ -32,6 +32,8 @@ test('Ctrl-C during the demo removes every process and cgroup', { skip, timeout:
     'demo',
     '--duration',
     '60',
+    '--settle-timeout',
+    '0',
     '--work-dir',
     work,
     '--out-dir',
