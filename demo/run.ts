@@ -26,7 +26,7 @@ import { type CgroupSnapshot, phaseResult, readLatencyLines, snapshot } from './
 import { type Observer, observeNode } from './observer.js';
 import { gatherFacts, preflightProblem } from './preflight.js';
 import { createProgress } from './progress.js';
-import { renderChartPng } from './results/chart.js';
+import { haveSystemFonts, renderChartPng } from './results/chart.js';
 import { formatTable } from './results/table.js';
 import type { DemoResults, PhaseResult } from './results/types.js';
 import { startBandwidthEmulator } from './simulate/emulator.js';
@@ -536,6 +536,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     fs.mkdirSync(o.outDir, { recursive: true });
     const jsonFile = path.join(o.outDir, 'demo-results.json');
     fs.writeFileSync(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
+    if (!haveSystemFonts())
+      say('  (no system fonts found: the chart has no labels; install fonts-dejavu-core)');
     const { png } = await renderChartPng(results);
     const pngFile = path.join(o.outDir, 'demo-results.png');
     fs.writeFileSync(pngFile, png);

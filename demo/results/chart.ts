@@ -1,4 +1,5 @@
 // The demo chart: Vega-Lite spec → Vega → SVG (headless, no canvas) → PNG with resvg. No browser.
+import fs from 'node:fs';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
@@ -72,6 +73,17 @@ export async function renderSvg(spec: vegaLite.TopLevelSpec): Promise<string> {
   } finally {
     view.finalize();
   }
+}
+
+/** resvg draws text only with a system font; Debian: fonts-dejavu-core. */
+export function haveSystemFonts(dirs = ['/usr/share/fonts', '/usr/local/share/fonts']): boolean {
+  return dirs.some((d) => {
+    try {
+      return fs.readdirSync(d, { recursive: true }).some((f) => /\.(ttf|otf|ttc)$/i.test(String(f)));
+    } catch {
+      return false;
+    }
+  });
 }
 
 export function svgToPng(svg: string, width = 1400): Buffer {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type CgroupSnapshot, parseCpuStat, phaseResult, throttleDelta } from '../../demo/measure.js';
 import { preflightProblem } from '../../demo/preflight.js';
-import { chartSpec, renderChartPng } from '../../demo/results/chart.js';
+import { chartSpec, haveSystemFonts, renderChartPng } from '../../demo/results/chart.js';
 import { formatTable } from '../../demo/results/table.js';
 import type { DemoResults } from '../../demo/results/types.js';
 import { percentile, poissonGapMs, summarize } from '../../demo/workload/stats.js';
@@ -149,4 +149,5 @@ test('chart renders to a PNG without a browser', { timeout: 60000 }, async () =>
   assert.match(svg, /2 burst \(auto\)/);
   assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   assert.ok(png.length > 10000, `PNG is ${png.length} bytes`);
+  assert.equal(haveSystemFonts(['/nonexistent-font-dir']), false);
 });
