@@ -31,7 +31,10 @@ function listen(server: net.Server, port: number, host: string): Promise<number>
 
 function tlsOptions(cfg: BrokerConfig): tls.TlsOptions {
   if (!cfg.tlsCert || !cfg.tlsKey) throw new Error('TLS/WSS listener needs --tls-cert and --tls-key');
-  const opts: tls.TlsOptions = { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) };
+  const opts: tls.TlsOptions & { noDelay?: boolean } = {
+    cert: readFileSync(cfg.tlsCert),
+    key: readFileSync(cfg.tlsKey),
+  };
   if (cfg.tlsCa) opts.ca = readFileSync(cfg.tlsCa);
   if (cfg.tlsRequireClientCert) {
     if (!cfg.tlsCa) throw new Error('--tls-require-client-cert needs --tls-ca');
@@ -74,7 +77,8 @@ export async function startListeners(cfg: BrokerConfig, attach: Attach, log: Log
   };
   try {
     if (cfg.mqttPort >= 0) {
-      const server = net.createServer((socket) => {
+      // Nagle off, as MQTT brokers do: small PUBLISH/ACK frames must not wait for delayed ACKs.
+      const server = net.createServer({ noDelay: true }, (socket) => {
         track(socket);
         attach(socket);
       });
@@ -84,7 +88,7 @@ export async function startListeners(cfg: BrokerConfig, attach: Attach, log: Log
     const wantTls = cfg.tlsPort >= 0 && cfg.tlsCert !== undefined;
     if (cfg.tlsPort >= 0 && !cfg.tlsCert) log.info('TLS listener off: no --tls-cert');
     if (wantTls) {
-      const server = tls.createServer(tlsOptions(cfg), (socket) => {
+      const server = tls.createServer({ ...tlsOptions(cfg), noDelay: true }, (socket) => {
         track(socket);
         attach(socket);
       });
