@@ -347,8 +347,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const plannedBurstFor = (quotaUs: number) => Math.min(rawBurst, Math.max(quotaUs, baseQuota));
     pipeline.pod = { uid, qosClass: pod.status?.qosClass, cgroup: containerRel, baseQuotaUs: baseQuota };
     // Where everything is, for the user (--keep-running) and for tests driving the live stack.
+    // Written atomically (tmp + rename): tests and users poll for it.
     fs.writeFileSync(
-      path.join(work, 'stack.json'),
+      path.join(work, 'stack.json.tmp'),
       JSON.stringify(
         {
           kubeconfig: kubeconfigFile,
@@ -370,6 +371,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         2,
       ),
     );
+    fs.renameSync(path.join(work, 'stack.json.tmp'), path.join(work, 'stack.json'));
     await waitFor('waiting for the first latency report', () => readLatencyLines(latencyFile).length > 0, {
       components: all(),
     });

@@ -55,12 +55,16 @@ test('Ctrl-C during the demo removes every process and cgroup', { skip, timeout:
   });
   const stackFile = path.join(work, 'stack.json');
   const end = Date.now() + 120000;
-  while (!fs.existsSync(stackFile)) {
+  let stack: Record<string, any> | undefined;
+  while (!stack) {
     assert.equal(demo.exitCode, null, `demo exited early: ${stderr}`);
     assert.ok(Date.now() < end, `stack.json never appeared: ${stderr.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 200));
+    try {
+      stack = JSON.parse(fs.readFileSync(stackFile, 'utf8'));
+    } catch {
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
-  const stack = JSON.parse(fs.readFileSync(stackFile, 'utf8'));
   const pids: number[] = [...Object.values(stack.pids as Record<string, number>), ...stack.containerPids];
   assert.ok(
     pids.length >= 6,
