@@ -36,7 +36,7 @@ export interface DevClusterOptions {
   now?: () => Date;
   /** winston logger for problems (snapshot writes, broken watchers); silent when absent. */
   log?: Logger;
-  /** after each response: method, request URL (path + query), status code. */
+  /** after each response (for watches: when the stream opens): method, URL (path + query), status code. */
   onRequest?: (method: string, url: string, code: number, error?: string) => void;
 }
 

@@ -52,6 +52,9 @@ function send(res: ServerResponse, code: number, body: unknown): void {
   res.end(s);
 }
 
+/** Watch responses (reported to onRequest when the stream opens, not when it ends minutes later). */
+const streaming = new WeakSet<ServerResponse>();
+
 /** Status messages of failed responses, for the request log. */
 const failures = new WeakMap<ServerResponse, string>();
 
@@ -139,6 +142,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const method = req.method ?? 'GET';
   const path = url.pathname.replace(/\/+$/, '') || '/';
   res.on('finish', () => {
+    if (streaming.has(res)) return; // watches are reported when their stream starts
     ctx.metrics?.request(method, res.statusCode);
     ctx.onRequest?.(method, req.url ?? path, res.statusCode, failures.get(res));
   });
@@ -432,6 +436,9 @@ function watch(
   if (ctx.faults.stallNew) conn.stall(true);
   const unsubscribe = ctx.store.subscribe(conn);
   ctx.faults.watches.add(conn);
+  streaming.add(res);
+  ctx.metrics?.request('WATCH', 200);
+  ctx.onRequest?.('GET', req.url ?? '', 200);
   conn.onClose = () => {
     unsubscribe();
     ctx.faults.watches.delete(conn);

@@ -6,6 +6,7 @@ import { ApiError, errors, type StatusCause } from './errors.js';
 import { validateMeta } from './meta-validation.js';
 import { clone, deepEqual } from './patch.js';
 import { apiVersionOf, type Registry, type ResourceType, typeKey, typesFromCrd } from './resources.js';
+import { checkCrdSchemas } from './validation.js';
 
 export type Obj = Record<string, any>;
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -450,6 +451,7 @@ export class Store {
         field: 'metadata.name',
         message: `Invalid value: ${JSON.stringify(obj.metadata.name)}: must be spec.names.plural+"."+spec.group`,
       });
+    causes.push(...checkCrdSchemas(obj));
     if (causes.length)
       throw errors.invalid('CustomResourceDefinition', 'apiextensions.k8s.io', obj.metadata.name, causes);
     // No controller runs here: names are accepted and the CRD is established at once.

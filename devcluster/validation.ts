@@ -1,7 +1,7 @@
 // Custom resource admission from the CRD's openAPIV3Schema: prune unknown fields, apply defaults,
 // validate with ajv, then run x-kubernetes-validations CEL rules (@marcbachmann/cel-js, approximate:
 // no Kubernetes CEL libraries, no cost limits). Messages follow the real server's wording.
-import { evaluate } from '@marcbachmann/cel-js';
+import { evaluate, parse as parseCel } from '@marcbachmann/cel-js';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { StatusCause } from './errors.js';
@@ -294,6 +294,99 @@ function celRules(
         celRules(schema.additionalProperties, value[k], old?.[k], path ? `${path}.${k}` : k, isUpdate, out);
 }
 
+/** Go's %#v of a map[string]interface{} key tuple, as the real server prints duplicates. */
+function goMap(o: Obj): string {
+  const parts = Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${JSON.stringify(o[k])}`);
+  return `map[string]interface {}{${parts.join(', ')}}`;
+}
+
+/** x-kubernetes-list-type map (unique key tuples) and set (unique items). */
+function listTypes(schema: Schema, value: any, path: string, out: StatusCause[]): void {
+  if (!schema || value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    const type = schema['x-kubernetes-list-type'];
+    const seen = new Set<string>();
+    value.forEach((item, i) => {
+      let key: string | undefined;
+      let shown = '';
+      if (type === 'map' && item && typeof item === 'object') {
+        const keys: string[] = schema['x-kubernetes-list-map-keys'] ?? [];
+        const tuple = Object.fromEntries(keys.filter((k) => item[k] !== undefined).map((k) => [k, item[k]]));
+        key = JSON.stringify(keys.map((k) => item[k]));
+        shown = goMap(tuple);
+      } else if (type === 'set') {
+        key = JSON.stringify(item);
+        shown = typeof item === 'string' ? JSON.stringify(item) : String(item);
+      }
+      if (key !== undefined) {
+        if (seen.has(key))
+          out.push({
+            reason: 'FieldValueDuplicate',
+            field: `${path}[${i}]`,
+            message: `Duplicate value: ${shown}`,
+          });
+        seen.add(key);
+      }
+      if (schema.items) listTypes(schema.items, item, `${path}[${i}]`, out);
+    });
+    return;
+  }
+  for (const [k, sub] of Object.entries((schema.properties ?? {}) as Schema))
+    listTypes(sub, value[k], path ? `${path}.${k}` : k, out);
+  if (schema.additionalProperties && typeof schema.additionalProperties === 'object')
+    for (const k of Object.keys(value))
+      if (!(k in (schema.properties ?? {})))
+        listTypes(schema.additionalProperties, value[k], path ? `${path}.${k}` : k, out);
+}
+
+/**
+ * CRD schema checks the real server makes on create/update: structural (every node typed unless
+ * int-or-string / preserve-unknown-fields) and CEL rules that compile.
+ */
+export function checkCrdSchemas(crd: Obj): StatusCause[] {
+  const out: StatusCause[] = [];
+  (crd.spec?.versions ?? []).forEach((v: Obj, i: number) => {
+    const root = v.schema?.openAPIV3Schema;
+    const base = `spec.versions[${i}].schema.openAPIV3Schema`;
+    if (!root) return;
+    if (root.type !== 'object')
+      out.push({
+        reason: 'FieldValueInvalid',
+        field: `${base}.type`,
+        message: `Invalid value: ${JSON.stringify(root.type ?? '')}: must be object at the root`,
+      });
+    const walk = (s: Schema, path: string): void => {
+      if (!s || typeof s !== 'object') return;
+      if (!s.type && !s['x-kubernetes-int-or-string'] && !s['x-kubernetes-preserve-unknown-fields'])
+        out.push({
+          reason: 'FieldValueRequired',
+          field: `${path}.type`,
+          message: 'Required value: must not be empty for specified object fields',
+        });
+      (s['x-kubernetes-validations'] ?? []).forEach((r: Obj, j: number) => {
+        try {
+          parseCel(String(r.rule ?? ''));
+        } catch (e) {
+          out.push({
+            reason: 'FieldValueInvalid',
+            field: `${path}.x-kubernetes-validations[${j}].rule`,
+            message: `Invalid value: ${JSON.stringify(r.rule)}: compilation failed: ${(e as Error).message}`,
+          });
+        }
+      });
+      for (const [k, sub] of Object.entries((s.properties ?? {}) as Schema))
+        walk(sub, `${path}.properties[${k}]`);
+      if (s.items) walk(s.items, `${path}.items`);
+      if (s.additionalProperties && typeof s.additionalProperties === 'object')
+        walk(s.additionalProperties, `${path}.additionalProperties`);
+    };
+    walk(root, base);
+  });
+  return out;
+}
+
 export interface AdmitResult {
   causes: StatusCause[];
   pruned: string[];
@@ -326,6 +419,13 @@ export function admitCustomResource(t: ResourceType, obj: Obj, old: Obj | undefi
       }
     }
   }
+  if (causes.length === 0)
+    listTypes(
+      { ...schema, properties: { ...(schema.properties ?? {}), metadata: undefined } },
+      obj,
+      '',
+      causes,
+    );
   if (causes.length === 0) {
     const { metadata: _m, apiVersion: _a, kind: _k, ...body } = obj;
     const { metadata: _om, apiVersion: _oa, kind: _ok, ...oldBody } = old ?? {};

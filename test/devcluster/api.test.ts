@@ -758,3 +758,55 @@ describe('faults on watches only', () => {
     dc.faults.reset();
   });
 });
+
+describe('CRD and list-type checks', () => {
+  it('rejects duplicate keys in x-kubernetes-list-type: map lists', async () => {
+    await request(u, 'POST', W, {
+      apiVersion: 'test.devcluster.io/v1',
+      kind: 'Widget',
+      metadata: { name: 'dupes' },
+      spec: { size: 1 },
+    });
+    const r = await request(
+      u,
+      'PATCH',
+      `${W}/dupes/status`,
+      {
+        status: {
+          conditions: [
+            { type: 'Ready', status: 'True' },
+            { type: 'Ready', status: 'False' },
+          ],
+        },
+      },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    assert.equal(r.status, 422);
+    assert.match(
+      r.body.message,
+      /status.conditions\[1\]: Duplicate value: map\[string\]interface \{\}\{"type":"Ready"\}/,
+    );
+  });
+
+  it('rejects non-structural schemas and CEL rules that do not compile', async () => {
+    const crd = loadYaml(`${FIXTURES}/widgets.yaml`);
+    crd.metadata.name = 'broken.test.devcluster.io';
+    crd.spec.names = { kind: 'Broken', plural: 'broken' };
+    crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.untyped = {
+      description: 'no type',
+    };
+    crd.spec.versions[0].schema.openAPIV3Schema.properties.spec['x-kubernetes-validations'].push({
+      rule: 'self.size >',
+    });
+    const r = await request(u, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+    assert.equal(r.status, 422);
+    assert.match(
+      r.body.message,
+      /properties\[spec\]\.properties\[untyped\]\.type: Required value: must not be empty/,
+    );
+    assert.match(
+      r.body.message,
+      /x-kubernetes-validations\[2\]\.rule: Invalid value: "self.size >": compilation failed/,
+    );
+  });
+});
