@@ -28,9 +28,13 @@ describe('reflector under API faults', () => {
   const { log, lines } = memoryLogger('reflector');
   const metrics: string[] = [];
   let n = 0;
+  const requests: string[] = [];
 
   before(async () => {
-    cluster = await startDevCluster({ bookmarkIntervalMs: 200 });
+    cluster = await startDevCluster({
+      bookmarkIntervalMs: 200,
+      onRequest: (m, url) => requests.push(`${m} ${url}`),
+    });
     const apis = makeApis(kubeConfigFor(cluster));
     refl = new Reflector<KubeObject>({
       resource: 'configmaps',
@@ -63,6 +67,23 @@ describe('reflector under API faults', () => {
     return `default/${name}`;
   };
   const seen = (key: string) => refl.cache.has(key);
+
+  it('watches from the list resourceVersion with bookmarks and a server timeout', () => {
+    const w = requests.find(
+      (r) => r.startsWith('GET /api/v1/namespaces/default/configmaps?') && r.includes('watch=true'),
+    );
+    assert.ok(w, requests.join('\n'));
+    const q = new URL(w.split(' ')[1]!, 'http://x').searchParams;
+    assert.equal(q.get('allowWatchBookmarks'), 'true');
+    assert.ok(Number(q.get('timeoutSeconds')) >= 60 && Number(q.get('timeoutSeconds')) <= 120);
+    assert.ok(Number(q.get('resourceVersion')) > 0);
+  });
+
+  it('advances its resourceVersion from bookmarks when its own objects do not change', async () => {
+    const before = Number(refl.resourceVersion);
+    cluster.store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bookmark-bump' } } as any);
+    await waitFor('bookmark', () => Number(refl.resourceVersion) > before, 5000);
+  });
 
   it('sees changes made while its watch was dropped', async () => {
     await waitFor('watch open', () => cluster.faults.watches.size > 0);
