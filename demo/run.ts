@@ -104,8 +104,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     if (cleaned) return;
     cleaned = true;
     await observer?.close().catch(() => {});
-    // The agent goes first while the cgroups still exist, so its exit-time restore has its targets;
-    // then the kubelet kills the pods and removes every cgroup; the API goes last.
+    // Agent and operator stop first so nothing writes cgroups while the kubelet kills the pods and
+    // removes every cgroup (the restore itself was checked before, with the strategy deleted);
+    // the broker and the API go last.
     const stop = (name: string) =>
       components
         .find((x) => x.name === name)
