@@ -255,10 +255,17 @@ export async function main(argv: string[]): Promise<number | undefined> {
   });
 
   controller.start();
-  await bus.connect().catch((err: Error) => {
-    log.error('Cannot connect to the MQTT broker', { url: f.mqttUrl, error: err.message });
-    throw err;
-  });
+  try {
+    await bus.connect();
+  } catch (err) {
+    // Only refusals that retrying cannot fix end up here (bad credentials, not authorized).
+    log.error('Cannot connect to the MQTT broker', { url: f.mqttUrl, error: (err as Error).message });
+    await controller.stop();
+    await bus.close();
+    await probes.close();
+    await metricsServer.close();
+    return 1;
+  }
   if (elector) elector.start();
   else void bus.retainedSettled.then(() => controller.setLeader(true));
 

@@ -138,9 +138,12 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
       if (gen !== this.gen || this.stopped) return;
       const delay = this.backoff();
       this.o.onMetric?.('error', 'list');
+      const code = statusCodeOf(err);
       this.o.log.warn('List failed, retrying', {
         resource: this.o.resource,
-        code: statusCodeOf(err),
+        ...(code === 404 ? { hint: 'the API server does not serve this resource (CRD not installed?)' } : {}),
+        ...(code === 403 ? { hint: 'forbidden: check the RBAC of the operator ServiceAccount' } : {}),
+        code,
         error: (err as Error).message,
         retryInMs: delay,
       });

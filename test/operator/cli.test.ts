@@ -201,6 +201,28 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
     assert.match(r2.stderr, /policy/);
   });
 
+  it('a wrong MQTT password exits 1 with a clear log line', async () => {
+    writeFileSync(path.join(dir, 'wrong.pw'), 'nope');
+    const r = await runCli([
+      'operator',
+      `--kubeconfig=${kubeconfig}`,
+      `--mqtt-url=mqtt://127.0.0.1:${broker.ports.mqttPort}`,
+      `--mqtt-password-file=${path.join(dir, 'wrong.pw')}`,
+      '--identity=op-wrong',
+      '--no-leader-elect',
+      '--probe-port=0',
+      '--metrics-port=0',
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    const line = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((l) => l.message === 'Cannot connect to the MQTT broker');
+    assert.ok(line, r.stdout);
+    assert.match(line.error, /bad user ?name or password|not authorized/i);
+  });
+
   it('SIGTERM shuts down cleanly and releases the lease', async () => {
     child!.kill('SIGTERM');
     assert.equal(await exited(child!), 0);
