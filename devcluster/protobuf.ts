@@ -116,6 +116,35 @@ export function decodeK8sProtobuf(body: Buffer): Record<string, unknown> {
         stringData: map(raw, 4),
         immutable: bool(raw, 5),
       });
+    case 'authorization.k8s.io/v1/SelfSubjectAccessReview':
+    case 'authorization.k8s.io/v1/SubjectAccessReview': {
+      // `kubectl auth can-i`: spec { resourceAttributes(1), nonResourceAttributes(2), user(3), groups(4) }
+      const spec = parse((raw.get(2)?.[0] as Buffer) ?? Buffer.alloc(0));
+      const ra = spec.get(1)?.[0] as Buffer | undefined;
+      const na = spec.get(2)?.[0] as Buffer | undefined;
+      const out: Record<string, unknown> = {};
+      if (ra) {
+        const f = parse(ra);
+        out.resourceAttributes = drop({
+          namespace: str(f, 1),
+          verb: str(f, 2),
+          group: str(f, 3),
+          version: str(f, 4),
+          resource: str(f, 5),
+          subresource: str(f, 6),
+          name: str(f, 7),
+        });
+      }
+      if (na) {
+        const f = parse(na);
+        out.nonResourceAttributes = drop({ path: str(f, 1), verb: str(f, 2) });
+      }
+      if (kind === 'SubjectAccessReview') {
+        out.user = str(spec, 3);
+        out.groups = strs(spec, 4);
+      }
+      return { ...base, spec: out };
+    }
     case 'v1/ServiceAccount':
       return drop({ ...base, automountServiceAccountToken: bool(raw, 4) });
     default:

@@ -126,6 +126,11 @@ const BUILTINS: Record<string, Spec[]> = {
     ['ClusterRole', 'clusterroles', false],
     ['ClusterRoleBinding', 'clusterrolebindings', false],
   ],
+  // Access reviews are answered, never stored (server.ts).
+  'authorization.k8s.io/v1': [
+    ['SelfSubjectAccessReview', 'selfsubjectaccessreviews', false],
+    ['SubjectAccessReview', 'subjectaccessreviews', false],
+  ],
   'policy/v1': [['PodDisruptionBudget', 'poddisruptionbudgets', true, ['pdb'], true]],
   'scheduling.k8s.io/v1': [['PriorityClass', 'priorityclasses', false, ['pc']]],
   'networking.k8s.io/v1': [

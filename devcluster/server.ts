@@ -10,6 +10,7 @@ import type { DevClusterMetrics } from './metrics.js';
 import { openapiV2Json, openapiV2Protobuf, openapiV3Doc, openapiV3Root } from './openapi.js';
 import { clone, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { decodeK8sProtobuf } from './protobuf.js';
+import { type Attributes, authorize, forbiddenMessage, type Subject } from './rbac.js';
 import type { Registry, ResourceType } from './resources.js';
 import { apiVersionOf } from './resources.js';
 import { combine, fieldMatcher, isMatchAll, labelMatcher } from './selectors.js';
@@ -225,6 +226,33 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     ? parseBody(await readBody(req), String(req.headers['content-type'] ?? 'application/json'), method)
     : undefined;
 
+  if (t.group === 'authorization.k8s.io') return accessReview(ctx, req, res, t, method, body);
+  const who = impersonated(req);
+  if (who) {
+    const watching = target.watch || q.get('watch') === 'true' || q.get('watch') === '1';
+    const verbs: Record<string, string> = {
+      GET: name ? 'get' : watching ? 'watch' : 'list',
+      POST: 'create',
+      PUT: 'update',
+      PATCH: 'patch',
+      DELETE: name ? 'delete' : 'deletecollection',
+    };
+    const attrs: Attributes = {
+      verb: verbs[method] ?? method.toLowerCase(),
+      group: t.group,
+      resource: t.plural,
+      subresource: sub,
+      name,
+      namespace: t.namespaced ? ns : undefined,
+    };
+    if (!authorize(ctx.store, ctx.registry, who, attrs).allowed)
+      throw new ApiError(403, 'Forbidden', forbiddenMessage(who.user, attrs), {
+        name,
+        group: t.group || undefined,
+        kind: t.plural,
+      });
+  }
+
   if (!name) {
     switch (method) {
       case 'GET':
@@ -331,6 +359,64 @@ function strictFields(t: ResourceType, body: Obj, q: URLSearchParams, res: Serve
     );
   }
   res.setHeader('Warning', unknown.map((f) => `299 - "unknown field \\"${f}\\""`).join(', '));
+}
+
+/** `kubectl --as=...` (Impersonate-User / Impersonate-Group headers) → the subject RBAC checks. */
+function impersonated(req: IncomingMessage): Subject | undefined {
+  const user = req.headers['impersonate-user'];
+  if (typeof user !== 'string' || !user) return undefined;
+  const raw = req.headers['impersonate-group'];
+  const groups = (Array.isArray(raw) ? raw : raw ? raw.split(',') : []).map((g) => g.trim()).filter(Boolean);
+  return { user, groups };
+}
+
+/** SelfSubjectAccessReview / SubjectAccessReview: answered from RBAC objects, never stored. */
+function accessReview(
+  ctx: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  t: ResourceType,
+  method: string,
+  body: any,
+): void {
+  if (method !== 'POST') throw errors.methodNotAllowed(`${t.plural} only support create`);
+  const spec = body?.spec ?? {};
+  const ra = spec.resourceAttributes;
+  const na = spec.nonResourceAttributes;
+  if (!ra && !na)
+    throw errors.invalid(t.kind, t.group, '', [
+      {
+        reason: 'FieldValueRequired',
+        field: 'spec.resourceAttributes',
+        message:
+          'Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified',
+      },
+    ]);
+  const subject: Subject | undefined =
+    t.kind === 'SubjectAccessReview'
+      ? { user: String(spec.user ?? ''), groups: spec.groups ?? [] }
+      : impersonated(req);
+  const attrs: Attributes = ra
+    ? {
+        verb: ra.verb,
+        group: ra.group ?? '',
+        resource: ra.resource,
+        subresource: ra.subresource || undefined,
+        name: ra.name || undefined,
+        namespace: ra.namespace || undefined,
+      }
+    : { verb: na.verb, path: na.path };
+  // No impersonation on a self review: the caller is the cluster admin this emulator trusts.
+  const d = subject
+    ? authorize(ctx.store, ctx.registry, subject, attrs)
+    : { allowed: true, reason: 'devcluster admin' };
+  send(res, 201, {
+    apiVersion: 'authorization.k8s.io/v1',
+    kind: t.kind,
+    metadata: { creationTimestamp: null },
+    spec,
+    status: d.allowed ? d : { allowed: false },
+  });
 }
 
 interface Continue {

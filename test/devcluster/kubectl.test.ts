@@ -221,3 +221,42 @@ describe('kubectl', { skip }, () => {
     assert.match(await ok('get', 'pods'), /^$/);
   });
 });
+
+describe('kubectl RBAC checks (impersonation and access reviews)', { skip }, () => {
+  it('auth can-i --as answers from Roles/ClusterRoles and their bindings; --as requests are enforced', async () => {
+    const rbac = path.join(home, 'rbac.yaml');
+    writeFileSync(
+      rbac,
+      [
+        'apiVersion: v1\nkind: Namespace\nmetadata: {name: ops}',
+        'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: op, namespace: ops}',
+        'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: op}\nrules:\n- {apiGroups: [cpuburst.io], resources: [cpuburststrategies], verbs: [get, list, watch]}\n- {apiGroups: [cpuburst.io], resources: [cpuburststrategies/status], verbs: [patch]}\n- {apiGroups: [""], resources: [pods], verbs: [list]}',
+        'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: op}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: op}\nsubjects: [{kind: ServiceAccount, name: op, namespace: ops}]',
+        'apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: leases, namespace: ops}\nrules:\n- {apiGroups: [coordination.k8s.io], resources: [leases], verbs: [get, update], resourceNames: [leader]}',
+        'apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: leases, namespace: ops}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: leases}\nsubjects: [{kind: ServiceAccount, name: op, namespace: ops}]',
+      ].join('\n---\n'),
+    );
+    await ok('apply', '-f', rbac);
+    const as = '--as=system:serviceaccount:ops:op';
+    const can = async (...args: string[]) => (await k('auth', 'can-i', ...args, as)).stdout.trim();
+    assert.equal(await can('list', 'pods', '-A'), 'yes');
+    assert.equal(await can('delete', 'pods'), 'no');
+    assert.equal(await can('patch', 'cpuburststrategies', '--subresource=status'), 'yes');
+    assert.equal(await can('patch', 'cpuburststrategies'), 'no');
+    assert.equal(await can('update', 'leases/leader', '-n', 'ops'), 'yes');
+    assert.equal(await can('update', 'leases/other', '-n', 'ops'), 'no');
+    assert.equal(await can('update', 'leases/leader', '-n', 'default'), 'no');
+    assert.equal(
+      (await k('auth', 'can-i', 'delete', 'nodes')).stdout.trim(),
+      'yes',
+      'no impersonation: admin',
+    );
+    assert.match(await ok('get', 'cbs', as), /web-auto|NAME/);
+    const denied = await k('get', 'secrets', '-n', 'ops', as);
+    assert.notEqual(denied.code, 0);
+    assert.match(
+      denied.stderr,
+      /secrets is forbidden: User "system:serviceaccount:ops:op" cannot list resource "secrets" in API group "" in the namespace "ops"/,
+    );
+  });
+});
