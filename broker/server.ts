@@ -90,12 +90,13 @@ export async function startBroker(
     clock,
   );
   const connBucket = new TokenBucket(cfg.connRate, Math.max(cfg.connRate, 1), clock);
-  const shared = new SharedSubscriptions();
+  const shared = new SharedSubscriptions((id) => id in (aedesRef?.clients ?? {}));
   /** Connected clients (for the API); `infoOf` outlives the connection for wills published after it. */
   const clients = new Map<Client, ClientInfo>();
   const infoOf = new WeakMap<Client, ClientInfo>();
   const delayed = new Set<NodeJS.Timeout>();
   const retainedTopics = new Set<string>();
+  let aedesRef: { clients: Record<string, Client> } | undefined;
 
   // Everything read from files is read now, so a bad file fails the start, not the first login.
   const acl: Acl | undefined = cfg.acl ? parseAcl(readFileSync(cfg.acl, 'utf8'), cfg.acl) : undefined;
@@ -343,6 +344,7 @@ export async function startBroker(
     },
   });
 
+  aedesRef = aedes as unknown as { clients: Record<string, Client> };
   aedes.on('client', (client) => {
     metrics.connections.set(aedes.connectedClients);
     if (!client.clean) metrics.sessions.inc();
@@ -357,7 +359,8 @@ export async function startBroker(
   aedes.on('clientDisconnect', (client) => {
     metrics.connections.set(aedes.connectedClients);
     if (!client.clean) metrics.sessions.dec();
-    shared.drop(client.id);
+    // A persistent session keeps its group seats (aedes restores the plain filter on reconnect).
+    if (client.clean) shared.drop(client.id);
     const info = infoOf.get(client);
     clients.delete(client);
     log.info('Client disconnected', { clientId: client.id, username: info?.username });

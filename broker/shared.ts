@@ -20,6 +20,9 @@ interface Member {
 }
 
 export class SharedSubscriptions {
+  /** `online(clientId)`: only connected members take messages; offline persistent ones keep their seat. */
+  constructor(private readonly online: (clientId: string) => boolean = () => true) {}
+
   /** clientId → (filter → group) */
   private readonly byClient = new Map<string, Map<string, string>>();
   /** `${group}\0${filter}` → members in join order */
@@ -85,7 +88,7 @@ export class SharedSubscriptions {
     else this.groups.delete(key);
   }
 
-  /** Forget a disconnected client. */
+  /** Forget a client whose session ended (clean session, or expired). */
   drop(clientId: string): void {
     const mine = this.byClient.get(clientId);
     if (!mine) return;
@@ -120,7 +123,7 @@ export class SharedSubscriptions {
     }
     let chosen = perMsg.get(key);
     if (chosen === undefined) {
-      const members = this.groups.get(key) ?? [];
+      const members = (this.groups.get(key) ?? []).filter((c) => this.online(c));
       if (!members.length) return undefined;
       const i = (this.cursor.get(key) ?? 0) % members.length;
       this.cursor.set(key, i + 1);

@@ -394,6 +394,24 @@ describe('mqtt npm client (MQTT 5 and 3.1.1)', () => {
     );
   });
 
+  it('a persistent shared-subscription member that reconnects keeps its seat (no duplicates)', async () => {
+    const o = (id: string) => ({ clientId: id, clean: false, username: 'alice', password: 'alice-pw' });
+    const s1 = await connect(after, b.ports.mqttPort!, o('seat-1'));
+    const s2 = await connect(after, b.ports.mqttPort!, o('seat-2'));
+    await s1.subscribeAsync('$share/seats/seat/+', { qos: 1 });
+    await s2.subscribeAsync('$share/seats/seat/+', { qos: 1 });
+    await s1.endAsync();
+    const again = await connect(after, b.ports.mqttPort!, o('seat-1'));
+    const got1 = collect(again);
+    const got2 = collect(s2);
+    const pub = await connect(after, b.ports.mqttPort!, { username: 'bob', password: 'bob-pw' });
+    for (let i = 0; i < 6; i++) await pub.publishAsync(`seat/${i}`, String(i), { qos: 1 });
+    await waitFor('6 deliveries', () => got1.length + got2.length >= 6);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(got1.length + got2.length, 6, `${got1.length} + ${got2.length}`);
+    assert.ok(got1.length > 0 && got2.length > 0);
+  });
+
   it('MQTT 3.1.1 client connects and round-trips', async () => {
     const c = await connect(after, b.ports.mqttPort!, {
       protocolVersion: 4,

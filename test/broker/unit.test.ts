@@ -268,6 +268,22 @@ describe('shared subscriptions', () => {
     s.drop('a');
     assert.ok(s.shouldDeliver('b', { topic: 'jobs/2', brokerId: 'b', brokerCounter: 99 }, none));
   });
+  it('skips offline members but keeps their seat', () => {
+    const online = new Set(['a', 'b']);
+    const s = new SharedSubscriptions((id) => online.has(id));
+    s.rewrite('a', { cmd: 'subscribe', subscriptions: [{ topic: '$share/g/t' }] });
+    s.rewrite('b', { cmd: 'subscribe', subscriptions: [{ topic: '$share/g/t' }] });
+    online.delete('a');
+    for (let i = 0; i < 4; i++)
+      assert.ok(s.shouldDeliver('b', { topic: 't', brokerId: 'x', brokerCounter: i }, () => false));
+    online.add('a');
+    const who = [0, 1].map((i) =>
+      ['a', 'b'].filter((c) =>
+        s.shouldDeliver(c, { topic: 't', brokerId: 'y', brokerCounter: i }, () => false),
+      ),
+    );
+    assert.deepEqual(who.flat().sort(), ['a', 'b']);
+  });
 });
 
 describe('config', () => {
