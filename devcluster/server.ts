@@ -334,6 +334,20 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 }
 
 function checkKind(t: ResourceType, body: Obj): void {
+  if (Array.isArray(body))
+    throw errors.badRequest(
+      `${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: the body is an array, not an object`,
+    );
+  const md = body.metadata;
+  if (md !== undefined && (md === null || typeof md !== 'object' || Array.isArray(md)))
+    throw errors.badRequest(
+      `${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: metadata must be an object`,
+    );
+  for (const f of ['labels', 'annotations'])
+    if (md?.[f] != null && (typeof md[f] !== 'object' || Array.isArray(md[f])))
+      throw errors.badRequest(
+        `${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: metadata.${f} must be a map of strings`,
+      );
   if (body.kind && body.kind !== t.kind)
     throw errors.badRequest(
       `${body.kind} in version "${t.version}" cannot be handled as a ${t.kind}: the object kind does not match the resource`,
@@ -599,6 +613,7 @@ async function patch(
       throw errors.unsupportedMediaType(ct || '<none>');
   }
   if (!next || typeof next !== 'object') throw errors.badRequest('patch result is not an object');
+  checkKind(t, next);
   // A resourceVersion in the patch is a precondition (kubectl apply sends none); keep the live one otherwise.
   const sentRv =
     typeof body === 'object' && !Array.isArray(body) ? body?.metadata?.resourceVersion : undefined;

@@ -810,3 +810,33 @@ describe('CRD and list-type checks', () => {
     );
   });
 });
+
+describe('malformed objects', () => {
+  it('arrays, non-object metadata and patches that break metadata are 400s', async () => {
+    const base = '/api/v1/namespaces/default/configmaps';
+    assert.equal((await request(u, 'POST', base, [{ metadata: { name: 'a' } }])).status, 400);
+    assert.equal((await request(u, 'POST', base, { metadata: 'x' })).status, 400);
+    assert.equal(
+      (await request(u, 'POST', base, { metadata: { name: 'm', annotations: ['x'] } })).status,
+      400,
+    );
+    await request(u, 'POST', base, cm('mp'));
+    const p = await request(
+      u,
+      'PATCH',
+      `${base}/mp`,
+      { metadata: 'oops' },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    assert.equal(p.status, 400);
+    const kind = await request(
+      u,
+      'PATCH',
+      `${base}/mp`,
+      { kind: 'Secret' },
+      { 'Content-Type': 'application/merge-patch+json' },
+    );
+    assert.equal(kind.status, 400);
+    assert.equal((await request(u, 'GET', `${base}/mp`)).body.kind, 'ConfigMap');
+  });
+});
