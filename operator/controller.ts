@@ -102,6 +102,7 @@ export class Controller {
   private readonly published = new Map<string, Published>();
   private readonly acks = new Map<string, AckMessage>();
   private readonly statuses = new Map<string, StatusReport>();
+  private readonly presence = new Map<string, boolean>();
   private readonly lastWritten = new Map<string, string>();
   private scheduleTimer: NodeJS.Timeout | undefined;
   private readonly now: () => Date;
@@ -305,6 +306,10 @@ export class Controller {
       for (const p of m.value.pods)
         if (p.phase === 'Failed')
           this.podEvent(p.uid, p.namespace, p.name, p.reason ?? 'ApplyFailed', p.message ?? '');
+    } else if (m.kind === 'presence') {
+      if (this.presence.get(m.node) !== m.value.online)
+        this.o.log.info(m.value.online ? 'Agent online' : 'Agent offline', { node: m.node });
+      this.presence.set(m.node, m.value.online);
     } else {
       this.o.log.debug('Agent reported', { node: m.node, kind: m.kind });
       return;
@@ -358,6 +363,8 @@ export class Controller {
     if (a) f.ack = a;
     const s = this.statuses.get(node);
     if (s) f.status = s;
+    const online = this.presence.get(node);
+    if (online !== undefined) f.agentOnline = online;
     return f;
   }
 

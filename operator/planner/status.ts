@@ -13,6 +13,8 @@ export interface NodeFeedback {
   podVersion?: (uid: string) => number | undefined;
   ack?: AckMessage;
   status?: StatusReport;
+  /** From the agent's presence topic; false = its Last Will fired (agent down or cut off). */
+  agentOnline?: boolean;
 }
 
 const MAX_LISTED = 20;
@@ -47,7 +49,7 @@ export function computeStatus(
       const ackDone = v !== undefined && f.ack !== undefined && f.ack.version >= v;
       const statusDone = v !== undefined && f.status !== undefined && f.status.appliedVersion >= v;
       if (!ackDone && !statusDone) {
-        pendingNodes.add(pod.node);
+        pendingNodes.add(f.agentOnline === false ? `${pod.node} (agent offline)` : pod.node);
         continue;
       }
       const ackErr = ackDone ? f.ack!.errors.find((e) => e.uid === pod.uid) : undefined;

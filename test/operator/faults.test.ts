@@ -68,11 +68,14 @@ describe('reflector under API faults', () => {
   };
   const seen = (key: string) => refl.cache.has(key);
 
-  it('watches from the list resourceVersion with bookmarks and a server timeout', () => {
-    const w = requests.find(
-      (r) => r.startsWith('GET /api/v1/namespaces/default/configmaps?') && r.includes('watch=true'),
+  it('watches from the list resourceVersion with bookmarks and a server timeout', async () => {
+    await waitFor('watch open', () => cluster.faults.watches.size > 0);
+    cluster.faults.closeWatches(); // the request log records a watch when it ends
+    const w = await waitFor('watch request logged', () =>
+      requests.find(
+        (r) => r.startsWith('GET /api/v1/namespaces/default/configmaps?') && r.includes('watch=true'),
+      ),
     );
-    assert.ok(w, requests.join('\n'));
     const q = new URL(w.split(' ')[1]!, 'http://x').searchParams;
     assert.equal(q.get('allowWatchBookmarks'), 'true');
     assert.ok(Number(q.get('timeoutSeconds')) >= 60 && Number(q.get('timeoutSeconds')) <= 120);

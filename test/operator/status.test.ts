@@ -222,3 +222,10 @@ describe('computeStatus per-pod versions', () => {
     assert.equal(s2.conditions![0]!.reason, 'Pending', 'a pod changed in v9 waits for the v9 ack');
   });
 });
+
+describe('computeStatus with agent presence', () => {
+  it('names nodes whose agent is offline in the Pending message', () => {
+    const s = computeStatus(sp(), (n) => ({ published: 3, agentOnline: n !== 'n2' }), undefined, T0);
+    assert.match(s.conditions![0]!.message, /waiting for the agents on n1, n2 \(agent offline\)/);
+  });
+});
