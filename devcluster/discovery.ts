@@ -1,6 +1,7 @@
 // Legacy (unaggregated) discovery documents: /api, /apis, /api/v1, /apis/<g>, /apis/<g>/<v>.
 // kubectl asks for aggregated discovery first; answering application/json makes it fall back.
 import { apiVersionOf, type Registry, type ResourceType } from './resources.js';
+import { scalePaths } from './scale.js';
 
 const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
 
@@ -56,6 +57,16 @@ export function apiResourceList(
   const resources: Record<string, unknown>[] = [];
   for (const t of types.sort((a, b) => a.plural.localeCompare(b.plural))) {
     resources.push(resourceEntry(t));
+    if (scalePaths(t))
+      resources.push({
+        name: `${t.plural}/scale`,
+        singularName: '',
+        namespaced: t.namespaced,
+        group: 'autoscaling',
+        version: 'v1',
+        kind: 'Scale',
+        verbs: ['get', 'patch', 'update'],
+      });
     if (t.status)
       resources.push({
         name: `${t.plural}/status`,

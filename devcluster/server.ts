@@ -13,6 +13,7 @@ import { decodeK8sProtobuf } from './protobuf.js';
 import { type Attributes, authorize, forbiddenMessage, type Subject } from './rbac.js';
 import type { Registry, ResourceType } from './resources.js';
 import { apiVersionOf } from './resources.js';
+import { fromScale, scalePaths, toScale } from './scale.js';
 import { combine, fieldMatcher, isMatchAll, labelMatcher } from './selectors.js';
 import type { Obj, Store } from './store.js';
 import { toTable } from './table.js';
@@ -216,7 +217,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       : undefined;
   if (!target) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
   const { t, ns, name, sub } = target;
-  if (sub && sub !== 'status')
+  if (sub && sub !== 'status' && !(sub === 'scale' && scalePaths(t)))
     throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
   if (sub === 'status' && !t.status)
     throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
@@ -251,6 +252,10 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
         group: t.group || undefined,
         kind: t.plural,
       });
+  }
+  if (sub === 'scale' && name) {
+    scale(ctx, req, res, t, ns, name, method, body, dryRun);
+    return;
   }
 
   if (!name) {
@@ -431,6 +436,44 @@ function accessReview(
     spec,
     status: d.allowed ? d : { allowed: false },
   });
+}
+
+/** GET/PUT/PATCH …/scale: an autoscaling/v1 Scale view of spec.replicas. */
+function scale(
+  ctx: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  t: ResourceType,
+  ns: string | undefined,
+  name: string,
+  method: string,
+  body: any,
+  dryRun: boolean,
+): void {
+  const live = ctx.store.get(t, ns, name);
+  const current = toScale(t, live);
+  let wanted: Obj;
+  if (method === 'GET') {
+    send(res, 200, current);
+    return;
+  }
+  if (method === 'PUT') wanted = body;
+  else if (method === 'PATCH') {
+    const ct = String(req.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim();
+    if (ct === 'application/merge-patch+json') wanted = mergePatch(current, body);
+    else if (ct === 'application/json-patch+json') wanted = jsonPatch(current, body);
+    else if (ct === 'application/strategic-merge-patch+json') wanted = strategicMergePatch(current, body);
+    else throw errors.unsupportedMediaType(ct);
+    if (!(typeof body === 'object' && !Array.isArray(body) && body?.metadata?.resourceVersion))
+      wanted = {
+        ...wanted,
+        metadata: { ...wanted.metadata, resourceVersion: live.metadata.resourceVersion },
+      };
+  } else throw errors.methodNotAllowed(`method ${method} not allowed on scale`);
+  const updated = ctx.store.update(t, ns, name, fromScale(t, live, wanted), { dryRun });
+  send(res, 200, toScale(t, updated));
 }
 
 interface Continue {

@@ -210,6 +210,10 @@ describe('kubectl', { skip }, () => {
       ['nginx', 'alpine'],
     );
     assert.equal(d.spec.template.spec.containers[0].env[0].value, '2');
+    assert.match(await ok('scale', 'deploy', 'web', '--replicas=4'), /scaled/);
+    assert.equal(await ok('get', 'deploy', 'web', '-o', 'jsonpath={.spec.replicas}'), '4');
+    const stale = await k('scale', 'deploy', 'web', '--replicas=2', '--current-replicas=3');
+    assert.match(stale.stderr, /Expected replicas to be 3, was 4/);
     await ok('run', 'pod1', '--image=nginx', '--labels=app=x');
     dc.store.update({
       ...dc.store.get('v1', 'Pod', 'pod1', 'default')!,
