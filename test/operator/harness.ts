@@ -109,6 +109,8 @@ export interface OperatorOpts {
   memoryLog?: boolean;
   /** MQTT password of the operator identity (the real broker requires one). */
   mqttPassword?: string;
+  configMapName?: string;
+  configMapNamespace?: string;
 }
 
 export async function startOperator(
@@ -143,8 +145,8 @@ export async function startOperator(
     log,
     metrics,
     identity,
-    configMapName: CM_NAME,
-    configMapNamespace: CM_NS,
+    configMapName: o.configMapName ?? CM_NAME,
+    configMapNamespace: o.configMapNamespace ?? CM_NS,
     resyncMs: o.resyncMs ?? 0,
     staleMs: o.staleMs ?? 0,
     watchTimeoutSeconds: 60,
