@@ -1,5 +1,6 @@
 // The emulator's HTTP semantics, checked with raw requests (what any client sees on the wire).
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
 import { FIXTURES, loadYaml, openWatch, request, waitFor } from './helpers.js';
@@ -838,5 +839,42 @@ describe('malformed objects', () => {
     );
     assert.equal(kind.status, 400);
     assert.equal((await request(u, 'GET', `${base}/mp`)).body.kind, 'ConfigMap');
+  });
+});
+
+describe('openapi', () => {
+  it('v3 per group-version documents declare fieldValidation on PATCH and carry CRD schemas; v2 in JSON or protobuf', async () => {
+    const root = await request(u, 'GET', '/openapi/v3');
+    const ref = root.body.paths['apis/test.devcluster.io/v1'].serverRelativeURL;
+    assert.match(ref, /^\/openapi\/v3\/apis\/test.devcluster.io\/v1\?hash=[0-9A-F]+$/);
+    const doc = (await request(u, 'GET', ref)).body;
+    const item = doc.paths['/apis/test.devcluster.io/v1/namespaces/{namespace}/widgets/{name}'];
+    assert.deepEqual(item.patch['x-kubernetes-group-version-kind'], {
+      group: 'test.devcluster.io',
+      version: 'v1',
+      kind: 'Widget',
+    });
+    assert.ok(item.patch.parameters.some((p: any) => p.name === 'fieldValidation' && p.in === 'query'));
+    assert.equal(
+      doc.components.schemas['io.devcluster.test.v1.Widget'].properties.spec.properties.size.maximum,
+      100,
+    );
+    const v2 = await request(u, 'GET', '/openapi/v2');
+    assert.equal(v2.body.swagger, '2.0');
+    const pb = await new Promise<Buffer>((resolve, reject) => {
+      http
+        .get(
+          `${u}/openapi/v2`,
+          { headers: { Accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve(Buffer.concat(chunks)));
+          },
+        )
+        .on('error', reject);
+    });
+    assert.equal(pb[0], 0x0a, 'field 1 (swagger), length-delimited');
+    assert.equal(pb.subarray(2, 2 + pb[1]!).toString(), '2.0');
   });
 });
