@@ -29,7 +29,7 @@ export function createMetrics() {
     }),
     dropped: new Counter({
       name: 'cpuburst_broker_messages_dropped_total',
-      help: 'Messages dropped by reason (acl, payload_too_large, rate_limited, invalid_delay)',
+      help: 'Messages dropped by reason (acl, payload_too_large, rate_limited, invalid_topic, invalid_delay, reserved_topic)',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),

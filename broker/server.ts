@@ -142,9 +142,10 @@ export async function startBroker(
     packet: PublishPacket,
     reason: string,
     cb: (err?: Error | null) => void,
+    label: 'acl' | 'invalid_delay' | 'reserved_topic' = 'acl',
   ): void {
-    metrics.dropped.inc({ reason: 'acl' });
-    metrics.aclDenials.inc({ action: 'publish' });
+    metrics.dropped.inc({ reason: label });
+    if (label === 'acl') metrics.aclDenials.inc({ action: 'publish' });
     log.warn('Denied publish', { clientId: client.id, topic: packet.topic, reason });
     if (client.version === 5 || client.closed || packet.messageId === undefined) {
       cb(new Error('Not authorized'));
@@ -274,16 +275,15 @@ export async function startBroker(
       if (topic.startsWith(DELAY_PREFIX)) {
         const m = /^\$delay\/(\d{1,10})\/(.+)$/.exec(topic);
         if (!m || Number(m[1]) > MAX_DELAY_SECONDS || /[+#]/.test(m[2]!)) {
-          metrics.dropped.inc({ reason: 'invalid_delay' });
           return client
-            ? refusePublish(client, packet, 'malformed $delay topic', cb)
+            ? refusePublish(client, packet, 'malformed $delay topic', cb, 'invalid_delay')
             : cb(new Error('bad $delay'));
         }
         delaySec = Number(m[1]);
         topic = m[2]!;
       }
       if (topic.startsWith('$') && client) {
-        return refusePublish(client, packet, 'clients may not publish to $ topics', cb);
+        return refusePublish(client, packet, 'clients may not publish to $ topics', cb, 'reserved_topic');
       }
       if (!permitted(client, 'publish', topic)) {
         return client ? refusePublish(client, packet, 'ACL', cb) : cb(new Error('Not authorized'));

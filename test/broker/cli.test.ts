@@ -76,7 +76,7 @@ describe('cpuburst broker CLI', () => {
           0,
         );
         await new Promise((r) => setTimeout(r, 300));
-        return sub.exitCode !== null;
+        return sub.closed();
       },
       30_000,
     );
@@ -90,7 +90,7 @@ describe('cpuburst broker CLI', () => {
       'open/x allowed',
     );
     real.kill('SIGTERM');
-    await waitFor('broker exit', () => real.exitCode !== null, 20_000);
+    await waitFor('broker exit', () => real.closed(), 20_000);
     assert.equal(real.exitCode, 0);
     assert.match(real.out(), /"Broker stopped"/);
   });

@@ -50,7 +50,7 @@ before(async () => {
 /** mosquitto_sub in the background; resolves its output once it exits. */
 function sub(args: string[]) {
   const child = start(after, 'mosquitto_sub', [...args, '-v']);
-  const done = new Promise<string>((resolve) => child.once('exit', () => resolve(child.out())));
+  const done = new Promise<string>((resolve) => child.once('close', () => resolve(child.out())));
   return { child, done };
 }
 

@@ -131,10 +131,21 @@ export function run(cmd: string, args: string[], timeoutMs = 30_000, input?: str
 }
 
 /** Starts a long-running process; it is killed after the test. */
-export function start(after: After, cmd: string, args: string[]): ChildProcess & { out: () => string } {
+export function start(
+  after: After,
+  cmd: string,
+  args: string[],
+): ChildProcess & { out: () => string; closed: () => boolean } {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & {
     out: () => string;
+    closed: () => boolean;
   };
+  // 'close' (not 'exit') means stdout/stderr are fully read.
+  let isClosed = false;
+  child.once('close', () => {
+    isClosed = true;
+  });
+  child.closed = () => isClosed;
   let out = '';
   child.stdout?.on('data', (d) => {
     out += d;

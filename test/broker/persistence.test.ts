@@ -141,7 +141,7 @@ describe('redis cluster', () => {
     await late.subscribeAsync('retained/#', { qos: 1 });
     await waitFor('retained via redis', () => gotLate.find((m) => m.payload === 'kept' && m.retain), 30_000);
     for (const r of replicas) r.child.kill('SIGTERM');
-    await Promise.all(replicas.map((r) => waitFor('replica exit', () => r.child.exitCode !== null, 20_000)));
+    await Promise.all(replicas.map((r) => waitFor('replica exit', () => r.child.closed(), 20_000)));
     assert.deepEqual(
       replicas.map((r) => r.child.exitCode),
       [0, 0],
