@@ -44,6 +44,7 @@ const killer = setTimeout(() => child.kill('SIGINT'), 110000);
 const code: number | null = await new Promise((r) => child.once('exit', r));
 clearTimeout(killer);
 if (code !== 0) {
+  fs.rmSync(out, { recursive: true, force: true });
   process.stdout.write(`${JSON.stringify({ bench: 'demo-latency', error: `demo exited with ${code}` })}\n`);
   process.exit(1);
 }
@@ -57,9 +58,8 @@ const figures = {
   before: { ...a.latencyMs, throttledRatio: a.throttling.throttledRatio, meanCpuCores: a.meanCpuCores },
   after: { ...b.latencyMs, throttledRatio: b.throttling.throttledRatio, meanCpuCores: b.meanCpuCores },
   p99ChangePercent: Math.round(((b.latencyMs.p99 - a.latencyMs.p99) / a.latencyMs.p99) * 1000) / 10,
-  results: path.join(out, 'demo-results.json'),
-  chart: path.join(out, 'demo-results.png'),
 };
+fs.rmSync(out, { recursive: true, force: true });
 const checks = {
   p99Dropped: b.latencyMs.p99 < a.latencyMs.p99,
   throttlingDropped: b.throttling.throttledRatio < a.throttling.throttledRatio,
