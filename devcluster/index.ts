@@ -162,7 +162,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
     token: opts.token,
     now,
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 10_000,
-    maxWatchBufferedBytes: opts.maxWatchBufferedBytes ?? 64 * 1024 * 1024,
+    maxWatchBufferedBytes: opts.maxWatchBufferedBytes ?? 16 * 1024 * 1024,
     serverAddress: () => new URL(url).host,
     onRequest: opts.onRequest,
   });

@@ -878,3 +878,34 @@ describe('openapi', () => {
     assert.equal(pb.subarray(2, 2 + pb[1]!).toString(), '2.0');
   });
 });
+
+describe('slow watchers', () => {
+  it('a watcher that stops reading is disconnected once its backlog passes maxWatchBufferedBytes', async () => {
+    const small = await startDevCluster({ maxWatchBufferedBytes: 256 * 1024 });
+    try {
+      const base = '/api/v1/namespaces/default/configmaps';
+      const req = http.get(
+        `${small.url}${base}?watch=true&resourceVersion=${small.store.resourceVersion}`,
+        (res) => {
+          res.pause(); // never read: the socket buffers fill up
+        },
+      );
+      req.on('error', () => {});
+      await waitFor(() => small.faults.watches.size === 1, 'watch open');
+      const big = 'x'.repeat(64 * 1024);
+      for (let i = 0; i < 200 && small.faults.watches.size > 0; i++) {
+        small.store.create({
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: `slow-${i}`, namespace: 'default' },
+          data: { big },
+        });
+        await new Promise((r) => setImmediate(r));
+      }
+      await waitFor(() => small.faults.watches.size === 0, 'slow watcher dropped', 20_000);
+      req.destroy();
+    } finally {
+      await small.close();
+    }
+  });
+});
