@@ -33,6 +33,8 @@ const child = spawn(
     '5',
     '--out-dir',
     out,
+    '--work-dir',
+    path.join(out, 'work'),
   ],
   { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
 );

@@ -14,6 +14,7 @@ import { destroyTreeSync } from '../../devcluster/kubelet/cgroupfs.js';
 import { decode } from '../../protocol/codec.js';
 import { topics } from '../../protocol/topics.js';
 import { REPO_ROOT, spawnCli } from '../support/cli.js';
+import { stopDemo } from './helpers.js';
 
 const CG = '/sys/fs/cgroup';
 const KUBECTL = path.join(REPO_ROOT, '.tools', 'kubectl');
@@ -100,10 +101,7 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     });
   });
   after(async () => {
-    if (!exited()) {
-      demo.kill('SIGINT');
-      await until(exited, 'demo exit', 30000).catch(() => demo.kill('SIGKILL'));
-    }
+    await stopDemo(demo, work);
     for (const ctl of ['cpu', 'cpuacct'])
       for (const n of fs.readdirSync(path.join(CG, ctl)))
         if (n.startsWith(`${BASE}-`)) destroyTreeSync(path.join(CG, ctl, n));

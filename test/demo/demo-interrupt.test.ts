@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { destroyTreeSync } from '../../devcluster/kubelet/cgroupfs.js';
 import { spawnCli } from '../support/cli.js';
+import { stopDemo } from './helpers.js';
 
 const CG = '/sys/fs/cgroup';
 const realCgroups = fs.existsSync(`${CG}/cpu/cpu.cfs_quota_us`) && process.getuid?.() === 0;
@@ -46,8 +47,8 @@ test('Ctrl-C during the demo removes every process and cgroup', { skip, timeout:
     stderr += d;
   });
   const exited = new Promise<number | null>((r) => demo.once('exit', (code) => r(code)));
-  after(() => {
-    if (demo.exitCode === null) demo.kill('SIGKILL');
+  after(async () => {
+    await stopDemo(demo, work);
     for (const ctl of ['cpu', 'cpuacct'])
       for (const n of ourTrees())
         if (fs.existsSync(path.join(CG, ctl, n))) destroyTreeSync(path.join(CG, ctl, n));
