@@ -191,11 +191,7 @@ describe('install on devcluster', () => {
     assert.equal(annotated?.metadata.annotations['cpuburst.io/config'], '{"cpuBurstPercent":50}');
   });
 
-  it('helm install, upgrade (generated credentials kept via lookup) and uninstall (only the CRD stays)', {
-    todo:
-      'needs devcluster to default an empty metadata.namespace from the URL (helm stores releases ' +
-      'in Secrets with namespace ""): devcluster/store.ts create() uses `??` where `||` is needed',
-  }, async () => {
+  it('helm install, upgrade (generated credentials kept via lookup) and uninstall (only the CRD stays)', async () => {
     const env = { KUBECONFIG: kubeconfig };
     await ok(kubectl('create', 'namespace', 'helm-ns'));
     await ok(helm(['install', 'hrel', CHART, '-n', 'helm-ns'], env));
