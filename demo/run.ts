@@ -36,6 +36,7 @@ import {
   logField,
   nodeScriptArgv,
   REPO_ROOT,
+  reapStaleStacks,
   startComponent,
   waitFor,
   waitForJsonFile,
@@ -84,6 +85,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       return 1;
     }
   }
+  const reaped = reapStaleStacks(os.tmpdir());
+  if (reaped.length > 0)
+    say(`▶ stopped ${reaped.length} component process(es) left by an earlier demo killed with -9`);
   const work = o.workDir || fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-demo-'));
   const logDir = path.join(work, 'logs');
   // --simulate: a plain directory stands in for /sys/fs/cgroup; the emulator enforces its values.

@@ -162,3 +162,55 @@ export function logField(c: Component, message: string, field: string): number |
   }
   return null;
 }
+
+/**
+ * Components of a demo that was killed with -9 keep running; the next demo stops them. Only demo
+ * work dirs in `tmp` are scanned, and a pid is killed only if its command line names that work dir
+ * (so a recycled pid is never hit).
+ */
+export function reapStaleStacks(tmp: string): number[] {
+  const killed: number[] = [];
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(tmp).filter((n) => n.startsWith('cpuburst-demo-'));
+  } catch {
+    return killed;
+  }
+  for (const n of names) {
+    const dir = path.join(tmp, n);
+    let stack: { pids?: Record<string, number> };
+    try {
+      stack = JSON.parse(fs.readFileSync(path.join(dir, 'stack.json'), 'utf8'));
+    } catch {
+      continue;
+    }
+    const demoPid = stack.pids?.demo;
+    if (!demoPid || demoPid === process.pid || isAlive(demoPid)) continue;
+    for (const [name, pid] of Object.entries(stack.pids ?? {})) {
+      if (name === 'demo' || !isAlive(pid)) continue;
+      let cmdline = '';
+      try {
+        cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      if (!cmdline.includes(dir)) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
+      } catch {
+        // gone
+      }
+    }
+  }
+  return killed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

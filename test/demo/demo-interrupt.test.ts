@@ -1,11 +1,13 @@
 // Ctrl-C in the middle of the demo: every component process, every container process and every
-// cgroup of the run is gone, and the demo exits 130.
+// cgroup of the run is gone, and the demo exits 130. kill -9 of the demo: the next start reaps the
+// orphaned components and the stale cgroup trees.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { destroyTreeSync } from '../../devcluster/kubelet/cgroupfs.js';
+import { reapStaleStacks } from '../../demo/stack.js';
+import { cleanStaleTrees, destroyTreeSync } from '../../devcluster/kubelet/cgroupfs.js';
 import { spawnCli } from '../support/cli.js';
 import { stopDemo } from './helpers.js';
 
@@ -85,4 +87,64 @@ test('Ctrl-C during the demo removes every process and cgroup', { skip, timeout:
   while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(pids.filter(alive), [], 'no component or container process survives');
   assert.deepEqual(ourTrees(), [], stderr.slice(-2000));
+});
+
+test('kill -9 of the demo: the next start stops its components and removes its cgroups', {
+  skip,
+  timeout: 150000,
+}, async () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-demo-k9-'));
+  const base = `${BASE}9`;
+  const demo = spawnCli([
+    'demo',
+    '--duration',
+    '60',
+    '--settle-timeout',
+    '0',
+    '--work-dir',
+    work,
+    '--out-dir',
+    work,
+    '--parent-base',
+    base,
+  ]);
+  let stderr = '';
+  demo.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  after(async () => {
+    await stopDemo(demo, work);
+    for (const ctl of ['cpu', 'cpuacct'])
+      for (const n of fs.readdirSync(path.join(CG, ctl)))
+        if (n.startsWith(`${base}-`)) destroyTreeSync(path.join(CG, ctl, n));
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+  const end = Date.now() + 120000;
+  let stack: Record<string, any> | undefined;
+  while (!stack) {
+    assert.equal(demo.exitCode, null, `demo exited early: ${stderr}`);
+    assert.ok(Date.now() < end, `stack.json never appeared: ${stderr.slice(-2000)}`);
+    try {
+      stack = JSON.parse(fs.readFileSync(path.join(work, 'stack.json'), 'utf8'));
+    } catch {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  demo.kill('SIGKILL');
+  await new Promise((r) => demo.once('exit', r));
+  const components = Object.entries(stack.pids as Record<string, number>).filter(([n]) => n !== 'demo');
+  assert.deepEqual(
+    components.filter(([, pid]) => !alive(pid)).map(([n]) => n),
+    [],
+    'kill -9 leaves the components running',
+  );
+  // What the next `cpuburst demo` does first: reap the components, then (kubelet) the cgroups.
+  const reaped = reapStaleStacks(os.tmpdir());
+  assert.deepEqual([...reaped].sort(), components.map(([, pid]) => pid).sort());
+  const removed = cleanStaleTrees(CG, base);
+  assert.equal(removed.length, 2, 'the cpu and cpuacct trees of the dead run');
+  const deadline = Date.now() + 10000;
+  while ([...components.map(([, p]) => p), ...stack.containerPids].some(alive) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual([...components.map(([, p]) => p), ...stack.containerPids].filter(alive), []);
 });
