@@ -39,6 +39,11 @@ export interface AgentDeps {
   procRoot: string;
   intervalMs: number;
   clock?: () => number;
+  /**
+   * True once `--restore-all` has asked this agent to stop (state/quiesce.ts). Checked before every
+   * round and every apply; while true the agent performs no cgroup write at all.
+   */
+  quiesced?: () => boolean;
 }
 
 interface Sample {
@@ -93,6 +98,7 @@ export class Agent {
   /** Resolved container dirs (podDir|containerID → dir), re-checked for existence every round. */
   private ctrDirs = new Map<string, string>();
   private readonly clock: () => number;
+  private quiescedSeen = false;
 
   constructor(private readonly d: AgentDeps) {
     this.clock = d.clock ?? Date.now;
@@ -111,6 +117,17 @@ export class Agent {
 
   /** Applies a new document now; the ack carries the outcome. */
   apply(doc: DecisionDocument): { result: AckResult; errors: PodError[] } {
+    if (this.isQuiesced()) {
+      this.d.log.info('Ignoring decision document: the agent is quiesced by --restore-all', {
+        version: doc.version,
+      });
+      return {
+        result: 'Rejected',
+        errors: [
+          { uid: '', reason: 'Quiesced', message: 'agent quiesced by --restore-all until it restarts' },
+        ],
+      };
+    }
     this.doc = doc;
     this.appliedVersion = doc.version;
     this.d.metrics.appliedVersion.set(doc.version);
@@ -143,7 +160,7 @@ export class Agent {
   }
 
   statusReport(): StatusReport {
-    return {
+    const st: StatusReport = {
       apiVersion: PROTOCOL_API_VERSION,
       kind: 'AgentStatus',
       node: this.d.node,
@@ -152,6 +169,17 @@ export class Agent {
       nodeState: this.node.state,
       pods: this.lastReport?.statuses ?? [],
     };
+    if (this.quiescedSeen) st.quiesced = true;
+    return st;
+  }
+
+  /** Asks the quiesce gate (reads the state dir); sticky once true. */
+  isQuiesced(): boolean {
+    if (this.quiescedSeen) return true;
+    if (!this.d.quiesced?.()) return false;
+    this.quiescedSeen = true;
+    this.d.metrics.quiesced.set(1);
+    return true;
   }
 
   /**
@@ -160,6 +188,17 @@ export class Agent {
    */
   round(opts: { sample?: boolean } = {}): RoundReport {
     const sample = opts.sample ?? true;
+    if (this.isQuiesced()) {
+      // restore-all owns the cgroups now: no reads that could adopt its values, no writes, no saves.
+      this.lastReport = {
+        errors: [],
+        statuses: this.lastReport?.statuses ?? [],
+        nodeState: this.node.state,
+        writes: 0,
+        planned: new Map(),
+      };
+      return this.lastReport;
+    }
     const end = this.d.metrics.roundDuration.startTimer();
     const now = this.clock();
     const { fs, layout, store, log } = this.d;

@@ -1,7 +1,8 @@
 // `cpuburst agent`: the node agent. Flags (each with an env twin) → cgroup layout + capability
 // probe → ownership store → decision sources (file and/or MQTT) → control loop every --interval.
 // SIGTERM stops the loop and leaves cgroups as they are: restore is explicit (--restore-all, or
-// decisions that drop a pod / set policy none).
+// decisions that drop a pod / set policy none). --restore-all first quiesces an agent still running
+// on the same state dir (state/quiesce.ts), so the loop cannot write its burst back afterwards.
 import fs from 'node:fs';
 import { FlagError, type FlagSpec, formatHelp, parseFlags } from '../common/flags.js';
 import { createLogger, type Logger } from '../common/log.js';
@@ -19,6 +20,7 @@ import { probeCapabilities } from './cgroup/probe.js';
 import { DecisionFile } from './decisions/file.js';
 import { MqttLink } from './decisions/mqtt.js';
 import { createAgentMetrics } from './metrics.js';
+import { QuiesceGate, quiesceRunningAgent } from './state/quiesce.js';
 import { StateStore } from './state/store.js';
 
 export const AGENT_FLAGS: FlagSpec[] = [
@@ -177,7 +179,18 @@ export async function main(argv: string[]): Promise<number> {
   const caps = probeCapabilities(nodeFs, layout, log);
   log.info('Detected cgroup layout', { ...layout, ...caps });
   const metrics = createAgentMetrics();
-  const store = new StateStore(v.stateDir as string, log);
+  const stateDir = v.stateDir as string;
+  let gate: QuiesceGate | null = null;
+  let quiesce: Awaited<ReturnType<typeof quiesceRunningAgent>> | null = null;
+  if (v.restoreAll) {
+    // Before loading ownership: the running agent's last round must be on disk first.
+    quiesce = await quiesceRunningAgent(stateDir, log);
+  } else {
+    // Before anything is enforced: register, clear a stale marker (or honour a live restore-all).
+    gate = new QuiesceGate(stateDir, log);
+    gate.start(intervalMs);
+  }
+  const store = new StateStore(stateDir, log);
   store.load();
   const agent = new Agent({
     node,
@@ -189,19 +202,21 @@ export async function main(argv: string[]): Promise<number> {
     metrics,
     procRoot: v.procRoot as string,
     intervalMs,
+    quiesced: gate ? () => gate.check() : undefined,
   });
 
-  if (v.restoreAll) {
+  if (!gate) {
     const r = agent.restoreAll();
-    log.info('Restored all original cgroup values', r);
+    log.info('Restored all original cgroup values', { ...r, runningAgent: quiesce?.agent });
     return 0;
   }
   agent.loadPersisted();
-  return run(agent, v, { node, log, metrics, caps, layout, intervalMs });
+  return run(agent, gate, v, { node, log, metrics, caps, layout, intervalMs });
 }
 
 async function run(
   agent: Agent,
+  gate: QuiesceGate,
   v: Record<string, unknown>,
   ctx: {
     node: string;
@@ -255,7 +270,12 @@ async function run(
       port,
       registry: metrics.registry,
       healthz: () => (Date.now() - lastTick > 3 * intervalMs + 5000 ? 'control loop stalled' : null),
-      readyz: () => (ready ? null : 'first round not done'),
+      readyz: () =>
+        gate.quiesced
+          ? 'quiesced by cpuburst agent --restore-all: no cgroup writes until the agent restarts'
+          : ready
+            ? null
+            : 'first round not done',
       extra: (req, res) => {
         if (req.url !== '/debug/state') return false;
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -267,8 +287,20 @@ async function run(
 
   let lastStatusKey = '';
   let lastStatusAt = 0;
+  let quiescedReported = false;
   const tick = () => {
     try {
+      // Checked first (and again inside apply/round), so requests are acked only between rounds.
+      // gate.check() acks every new request (a second restore-all too); the agent's flag is sticky.
+      gate.check();
+      if (agent.isQuiesced()) {
+        if (!quiescedReported && mqttLink?.connected) {
+          mqttLink.publishStatus(agent.statusReport());
+          quiescedReported = true;
+        }
+        lastTick = Date.now();
+        return;
+      }
       const doc = file?.poll();
       if (doc) {
         const ack = agent.apply(doc);
@@ -307,6 +339,7 @@ async function run(
       log.info('Stopping agent; cgroups are left as they are', { signal });
       await Promise.race([mqttLink?.stop(), new Promise((r) => setTimeout(r, 2000))]);
       await probes?.close();
+      gate.stop();
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
       resolve(0);

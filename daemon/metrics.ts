@@ -109,6 +109,11 @@ export function createAgentMetrics() {
       help: 'Version of the decision document being enforced',
       registers: [registry],
     }),
+    quiesced: new Gauge({
+      name: 'cpuburst_agent_quiesced',
+      help: '1 once --restore-all has quiesced this agent (no cgroup writes until it restarts)',
+      registers: [registry],
+    }),
     roundDuration: new Histogram({
       name: 'cpuburst_agent_round_duration_seconds',
       help: 'Duration of one control-loop round',
@@ -117,6 +122,7 @@ export function createAgentMetrics() {
     }),
   };
   for (const s of NODE_STATES) m.nodeState.set({ state: s }, s === 'unknown' ? 1 : 0);
+  m.quiesced.set(0);
   return m;
 }
 

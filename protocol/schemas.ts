@@ -166,6 +166,7 @@ export const statusReportSchema = {
         },
       },
     },
+    quiesced: { type: 'boolean' },
   },
 } as const;
 

@@ -118,6 +118,8 @@ export interface StatusReport {
   time: string;
   nodeState: NodeState;
   pods: PodStatus[];
+  /** Set once `cpuburst agent --restore-all` quiesced the agent: it writes no cgroup until restarted. */
+  quiesced?: boolean;
 }
 
 export interface Capabilities {

@@ -255,13 +255,7 @@ describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }
     assert.equal(fake.values(c0).burstUs, 0, out);
   });
 
-  it('the agent, still running between preStop and SIGTERM, does not write the burst back', {
-    todo:
-      'agent bug: the running loop sees the restore as a foreign change, adopts 0 as the baseline and ' +
-      're-applies its retained decision a round later, so the node keeps the burst after uninstall. ' +
-      'Fix in daemon/: --restore-all should quiesce a running agent first (e.g. a marker in the state ' +
-      'dir that the loop checks before each round)',
-  }, async () => {
+  it('the agent, still running between preStop and SIGTERM, does not write the burst back', async () => {
     const agent = procs.get('agent')!;
     const c0 = fake.containerDir(fake.podDir('Burstable', podUid), `containerd://${CONTAINER_ID}`);
     // The kubelet sends SIGTERM only after preStop returns; a few control-loop rounds fit in between.

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type Logger, silentLogger } from '../../common/log.js';
-import { Agent } from '../../daemon/agent.js';
+import { Agent, type AgentDeps } from '../../daemon/agent.js';
 import { detectLayout } from '../../daemon/cgroup/layout.js';
 import { probeCapabilities } from '../../daemon/cgroup/probe.js';
 import { createAgentMetrics } from '../../daemon/metrics.js';
@@ -25,17 +25,21 @@ export interface Harness {
   stateDir: string;
   metrics: ReturnType<typeof createAgentMetrics>;
   clock: { now: number };
-  /** A fresh Agent on the same fake + state dir (an agent restart). */
-  restart(): Agent;
+  /** A fresh Agent on the same fake + state dir (an agent restart); `deps` replace the harness extras. */
+  restart(deps?: Partial<AgentDeps>): Agent;
   cleanup(): void;
 }
 
-export function makeHarness(opts: FakeOptions, log: Logger = silentLogger()): Harness {
+export function makeHarness(
+  opts: FakeOptions,
+  log: Logger = silentLogger(),
+  extra: Partial<AgentDeps> = {},
+): Harness {
   const fake = FakeCgroupFs.create(opts);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-agent-state-'));
   const clock = { now: 1_700_000_000_000 };
   const metrics = createAgentMetrics();
-  const build = () => {
+  const build = (deps: Partial<AgentDeps> = extra) => {
     const layout = detectLayout(fake, { root: fake.root, kubepodsDir: fake.kubepodsDir });
     const caps = probeCapabilities(fake, layout, log);
     const store = new StateStore(stateDir, log);
@@ -51,6 +55,7 @@ export function makeHarness(opts: FakeOptions, log: Logger = silentLogger()): Ha
       procRoot: fake.procRoot,
       intervalMs: 1000,
       clock: () => clock.now,
+      ...deps,
     });
     fake.einvalCount = 0; // the capability probe's burst > quota write is refused on purpose
     return { agent, store };
@@ -63,8 +68,8 @@ export function makeHarness(opts: FakeOptions, log: Logger = silentLogger()): Ha
     stateDir,
     metrics,
     clock,
-    restart() {
-      const b = build();
+    restart(deps?: Partial<AgentDeps>) {
+      const b = build(deps);
       h.agent = b.agent;
       h.store = b.store;
       b.agent.loadPersisted();
