@@ -54,8 +54,10 @@ async function run(): Promise<number> {
 
 run().then(
   (code) => {
-    // Long-running commands keep the event loop alive themselves; one-shot ones exit here.
-    if (code !== 0) process.exitCode = code;
+    // The command has finished its own shutdown; a client still retrying in the background (an MQTT
+    // reconnect to a broker that is gone) must not keep the process alive past it.
+    process.exitCode = code;
+    setTimeout(() => process.exit(code), 1000).unref();
   },
   (err: unknown) => {
     process.stderr.write(`cpuburst: ${(err as Error).stack ?? String(err)}\n`);

@@ -103,3 +103,12 @@ export function formatHelp(usage: string, summary: string, specs: FlagSpec[]): s
   });
   return `Usage: ${usage}\n\n${summary}\n\nFlags:\n${rows.join('\n')}\n  --help                             show this help\n`;
 }
+
+/** The log-level flag every long-running component takes. */
+export const LOG_LEVEL_FLAG: FlagSpec = {
+  name: 'log-level',
+  env: 'LOG_LEVEL',
+  type: 'string',
+  default: 'info',
+  help: 'error, warn, info or debug',
+};

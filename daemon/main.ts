@@ -4,7 +4,7 @@
 // decisions that drop a pod / set policy none). --restore-all first quiesces an agent still running
 // on the same state dir (state/quiesce.ts), so the loop cannot write its burst back afterwards.
 import fs from 'node:fs';
-import { FlagError, type FlagSpec, formatHelp, parseFlags } from '../common/flags.js';
+import { FlagError, type FlagSpec, formatHelp, LOG_LEVEL_FLAG, parseFlags } from '../common/flags.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { type ProbeServer, startProbeServer } from '../common/probes.js';
 import {
@@ -112,13 +112,7 @@ export const AGENT_FLAGS: FlagSpec[] = [
     default: false,
     help: 'one-shot: restore every value the agent changed, then exit 0 (preStop / uninstall)',
   },
-  {
-    name: 'log-level',
-    env: 'LOG_LEVEL',
-    type: 'string',
-    default: 'info',
-    help: 'error | warn | info | debug',
-  },
+  LOG_LEVEL_FLAG,
 ];
 
 const USAGE = 'cpuburst agent --node-name <node> [flags]';

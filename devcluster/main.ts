@@ -1,6 +1,6 @@
 // `cpuburst devcluster`: runs the Kubernetes API emulator until SIGTERM/SIGINT.
 import { writeFileSync } from 'node:fs';
-import { FlagError, type FlagSpec, formatHelp, parseFlags } from '../common/flags.js';
+import { FlagError, type FlagSpec, formatHelp, LOG_LEVEL_FLAG, parseFlags } from '../common/flags.js';
 import { createLogger } from '../common/log.js';
 import { type DevCluster, startDevCluster } from './index.js';
 
@@ -64,13 +64,7 @@ const FLAGS: FlagSpec[] = [
     type: 'string',
     help: 'write {"url","port"} JSON here once listening',
   },
-  {
-    name: 'log-level',
-    env: 'LOG_LEVEL',
-    type: 'string',
-    default: 'info',
-    help: 'winston log level (debug logs every request)',
-  },
+  LOG_LEVEL_FLAG,
 ];
 
 export async function main(argv: string[]): Promise<number | undefined> {

@@ -1,7 +1,7 @@
 // `cpuburst operator`: reflectors + planner + MQTT publisher + status writer, with leader election.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { FlagError, type FlagSpec, formatHelp, parseFlags } from '../common/flags.js';
+import { FlagError, type FlagSpec, formatHelp, LOG_LEVEL_FLAG, parseFlags } from '../common/flags.js';
 import { createLogger } from '../common/log.js';
 import { startProbeServer } from '../common/probes.js';
 import { identities } from '../protocol/index.js';
@@ -148,13 +148,7 @@ export const FLAGS: FlagSpec[] = [
     default: 30,
     help: 'how often schedule windows are re-evaluated',
   },
-  {
-    name: 'log-level',
-    env: 'LOG_LEVEL',
-    type: 'string',
-    default: 'info',
-    help: 'error, warn, info or debug',
-  },
+  LOG_LEVEL_FLAG,
 ];
 
 const USAGE = 'cpuburst operator [flags]';

@@ -187,7 +187,8 @@ export class MqttLink {
           resolve(),
         ),
       );
-    await c.endAsync(false);
+    // Forced when the broker is away: a graceful end would wait for a connection that may never come.
+    await c.endAsync(!this.connected);
   }
 }
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import {
   ApiException,
   CoreV1Api,
-  KubeConfig,
+  type KubeConfig,
   PatchStrategy,
   setHeaderOptions,
   type V1Node,
@@ -12,6 +12,8 @@ import {
   type V1PodStatus,
   Watch,
 } from '@kubernetes/client-node';
+
+export { allowPlainHttp, loadKubeConfig } from '../../common/kubeconfig.js';
 
 export type WatchEvent = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
@@ -40,26 +42,6 @@ export interface PodRef {
   namespace: string;
   name: string;
   uid: string;
-}
-
-export function loadKubeConfig(file: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(file);
-  return allowPlainHttp(kc);
-}
-
-/** client-node 1.4.0 refuses http:// servers unless skipTLSVerify is set; a local emulator is plain HTTP. */
-export function allowPlainHttp(kc: KubeConfig): KubeConfig {
-  const clusters = kc.clusters.map((c) =>
-    c.server.startsWith('http://') ? { ...c, skipTLSVerify: true } : c,
-  );
-  kc.loadFromOptions({
-    clusters,
-    users: kc.users,
-    contexts: kc.contexts,
-    currentContext: kc.getCurrentContext(),
-  });
-  return kc;
 }
 
 function isCode(err: unknown, code: number): boolean {

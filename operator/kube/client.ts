@@ -4,35 +4,17 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
+  type KubeConfig,
   PatchStrategy,
   setHeaderOptions,
   Watch,
 } from '@kubernetes/client-node';
+
+export { allowPlainHttp, loadKubeConfig } from '../../common/kubeconfig.js';
+
 import { CRD_GROUP, CRD_PLURAL, CRD_VERSION, type StrategyStatus } from '../types.js';
 
 export const FIELD_MANAGER = 'cpuburst-operator';
-
-/** --kubeconfig/KUBECONFIG when given, else in-cluster when running in a pod, else the default chain. */
-export function loadKubeConfig(kubeconfig?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return allowPlainHttp(kc);
-}
-
-/**
- * client-node 1.4 refuses http:// servers unless skipTLSVerify is set, though there is no TLS to
- * verify (kubectl accepts them). Local API servers (devcluster, kubectl proxy) are plain http.
- */
-export function allowPlainHttp(kc: KubeConfig): KubeConfig {
-  const clusters = kc.clusters.map((c) =>
-    c.server.startsWith('http://') ? { ...c, skipTLSVerify: true } : c,
-  );
-  (kc as unknown as { clusters: typeof clusters }).clusters = clusters;
-  return kc;
-}
 
 export interface KubeApis {
   kc: KubeConfig;
