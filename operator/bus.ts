@@ -151,6 +151,13 @@ export class DecisionBus {
     await this.client.publishAsync(topics.decisions(doc.node), encode(doc), { qos: 1, retain: true });
   }
 
+  /** Deletes the node's retained document: an empty retained payload, QoS 1 (resolves on PUBACK). */
+  async clear(node: string): Promise<void> {
+    if (!this.client) throw new Error('not connected');
+    if (!this.client.connected) throw new Error('MQTT broker not connected');
+    await this.client.publishAsync(topics.decisions(node), Buffer.alloc(0), { qos: 1, retain: true });
+  }
+
   async close(): Promise<void> {
     const c = this.client;
     this.client = undefined;

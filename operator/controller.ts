@@ -37,6 +37,8 @@ import { type CpuBurstStrategy, CRD_GROUP, CRD_KIND, CRD_PLURAL, CRD_VERSION } f
 
 export interface Publisher {
   publish(doc: DecisionDocument): Promise<void>;
+  /** Deletes the node's retained decision document (an empty retained payload). */
+  clear(node: string): Promise<void>;
   readonly connected: boolean;
 }
 
@@ -63,6 +65,8 @@ interface Published {
   key: string;
   /** Per pod uid: the pod's decision content and the version in which it last changed. */
   pods: Map<string, { key: string; version: number }>;
+  /** The retained document was deleted (node gone); the version stays so a returning node moves on. */
+  cleared?: boolean;
 }
 
 /** Pod decisions whose content did not change keep the version they were introduced in. */
@@ -464,6 +468,10 @@ export class Controller {
         this.queue.add(`node/${node}`);
       }
     }
+    // Nodes gone from the API whose retained document is still on the broker.
+    if (this.leading)
+      for (const [node, pub] of this.published)
+        if (!pub.cleared && !p.nodes.has(node)) this.queue.add(`node/${node}`);
     for (const name of p.strategies.keys()) this.queue.add(`strategy/${name}`);
     for (const node of recomputed)
       for (const i of this.parts.get(node)!.podIssues)
@@ -479,7 +487,7 @@ export class Controller {
   private async reconcileNode(node: string, log: Logger): Promise<string> {
     if (!this.leading || !this.lastPlan) return 'skipped';
     const content: NodeContent | undefined = this.lastPlan.nodes.get(node);
-    if (!content) return 'skipped'; // node gone: its agent is gone too; leave the retained document
+    if (!content) return this.clearGoneNode(node, log);
     const key = contentKey(content);
     const prev = this.published.get(node);
     if (prev?.key === key) return 'unchanged';
@@ -509,6 +517,25 @@ export class Controller {
     this.onPublished?.(doc);
     for (const name of this.lastPlan.strategies.keys()) this.queue.add(`strategy/${name}`);
     return 'success';
+  }
+
+  /**
+   * A node deleted from the API loses its retained document, but only once no pod is bound to it any
+   * more (while pods remain, their last document stays for the agent). The version is kept.
+   */
+  private async clearGoneNode(node: string, log: Logger): Promise<string> {
+    const prev = this.published.get(node);
+    if (!prev || prev.cleared) return 'skipped';
+    if (this.nodes.cache.has(node) || (this.podsByNode.get(node)?.size ?? 0) > 0) return 'skipped';
+    try {
+      await this.o.publisher.clear(node);
+    } catch (err) {
+      this.o.metrics.decisionsPublished.inc({ result: 'error' });
+      throw err;
+    }
+    this.published.set(node, { version: prev.version, key: '', pods: new Map(), cleared: true });
+    log.info('Cleared retained decisions of a deleted node', { node, version: prev.version });
+    return 'cleared';
   }
 
   private async reconcileStrategy(name: string, log: Logger): Promise<string> {
