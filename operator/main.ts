@@ -5,11 +5,10 @@ import { FlagError, type FlagSpec, formatHelp, LOG_LEVEL_FLAG, parseFlags } from
 import { createLogger } from '../common/log.js';
 import { startProbeServer } from '../common/probes.js';
 import { identities } from '../protocol/index.js';
-import { DecisionBus } from './bus.js';
-import { Controller } from './controller.js';
 import { loadKubeConfig, makeApis } from './kube/client.js';
 import { LeaderElector } from './kube/leader.js';
 import { createOperatorMetrics } from './metrics.js';
+import { wireOperator } from './wiring.js';
 
 export const FLAGS: FlagSpec[] = [
   {
@@ -181,29 +180,17 @@ export async function main(argv: string[]): Promise<number | undefined> {
   const kc = loadKubeConfig(f.kubeconfig as string | undefined);
   const apis = makeApis(kc);
   const metrics = createOperatorMetrics({ defaultMetrics: true });
-  let controller!: Controller;
-  let everConnected = false;
-  const bus = new DecisionBus({
-    url: f.mqttUrl as string,
-    username: f.mqttUsername as string,
-    password,
-    caFile: f.mqttCaFile as string | undefined,
-    clientId: `cpuburst-operator-${identity}`.slice(0, 128),
-    log,
-    onAgentMessage: (m) => controller.onAgentMessage(m),
-    onRetainedDecision: (node, doc) => controller.onRetainedDecision(node, doc),
-    onInvalid: (kind) => controller.onInvalidAgentMessage(kind),
-    onConnectionChange: (up) => {
-      if (up && everConnected) controller.onBrokerReconnected();
-      if (up) everConnected = true;
-    },
-  });
-  controller = new Controller({
+  const { bus, controller, lead } = wireOperator({
     apis,
-    publisher: bus,
     log,
     metrics,
     identity,
+    mqtt: {
+      url: f.mqttUrl as string,
+      username: f.mqttUsername as string,
+      password,
+      caFile: f.mqttCaFile as string | undefined,
+    },
     configMapName: f.configMapName as string,
     configMapNamespace: f.configMapNamespace as string,
     resyncMs: (f.resyncSeconds as number) * 1000,
@@ -223,9 +210,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
         renewDeadlineMs,
         retryPeriodMs: f.retryPeriodMs as number,
         log,
-        onStartedLeading: () => {
-          void bus.retainedSettled.then(() => controller.setLeader(true));
-        },
+        onStartedLeading: () => void lead(),
         onStoppedLeading: () => controller.setLeader(false),
         onNewLeader: (who) => log.info('Observed leader', { leader: who }),
       })
@@ -261,7 +246,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     return 1;
   }
   if (elector) elector.start();
-  else void bus.retainedSettled.then(() => controller.setLeader(true));
+  else void lead();
 
   return new Promise<number>((resolve) => {
     let stopping = false;

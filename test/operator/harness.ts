@@ -11,11 +11,12 @@ import mqtt, { type MqttClient } from 'mqtt';
 import YAML from 'yaml';
 import { type Logger, memoryLogger, silentLogger } from '../../common/log.js';
 import type { DevCluster } from '../../devcluster/index.js';
-import { DecisionBus } from '../../operator/bus.js';
-import { Controller } from '../../operator/controller.js';
+import type { DecisionBus } from '../../operator/bus.js';
+import type { Controller } from '../../operator/controller.js';
 import { allowPlainHttp, type KubeApis, makeApis } from '../../operator/kube/client.js';
 import { LeaderElector } from '../../operator/kube/leader.js';
 import { createOperatorMetrics, type OperatorMetrics } from '../../operator/metrics.js';
+import { wireOperator } from '../../operator/wiring.js';
 import { type DecisionDocument, decode, encode, topics } from '../../protocol/index.js';
 import { REPO_ROOT } from '../support/cli.js';
 import { CRD_PATH } from './crd-validator.js';
@@ -124,27 +125,13 @@ export async function startOperator(
     : { log: silentLogger('operator'), lines: [] };
   const apis = makeApis(kubeConfigFor(cluster));
   const metrics = createOperatorMetrics();
-  let controller!: Controller;
-  let connectedOnce = false;
-  const bus = new DecisionBus({
-    url: broker.url,
-    clientId: `cpuburst-operator-${identity}`,
-    password: o.mqttPassword,
-    log,
-    onAgentMessage: (m) => controller.onAgentMessage(m),
-    onRetainedDecision: (n, d) => controller.onRetainedDecision(n, d),
-    onInvalid: (k) => controller.onInvalidAgentMessage(k),
-    onConnectionChange: (up) => {
-      if (up && connectedOnce) controller.onBrokerReconnected();
-      if (up) connectedOnce = true;
-    },
-  });
-  controller = new Controller({
+  // The same wiring as the binary (operator/main.ts).
+  const { bus, controller, lead } = wireOperator({
     apis,
-    publisher: bus,
     log,
     metrics,
     identity,
+    mqtt: { url: broker.url, password: o.mqttPassword },
     configMapName: o.configMapName ?? CM_NAME,
     configMapNamespace: o.configMapNamespace ?? CM_NS,
     resyncMs: o.resyncMs ?? 0,
@@ -167,13 +154,12 @@ export async function startOperator(
       renewDeadlineMs: o.renewMs ?? 1500,
       retryPeriodMs: o.retryMs ?? 200,
       log,
-      onStartedLeading: () => void bus.retainedSettled.then(() => controller.setLeader(true)),
+      onStartedLeading: () => void lead(),
       onStoppedLeading: () => controller.setLeader(false),
     });
     elector.start();
   } else {
-    await bus.retainedSettled;
-    controller.setLeader(true);
+    await lead();
   }
   return {
     controller,
