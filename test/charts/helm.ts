@@ -142,6 +142,20 @@ export function findAll(objs: K8sObject[], kind: string): K8sObject[] {
   return objs.filter((o) => o.kind === kind);
 }
 
+/** `--set`s for the six ports every install opens, in this order: broker mqtt, ws, http; operator
+ *  probes, metrics; agent metrics (processes share one host, so each gets a free port). */
+export function portSets(ports: number[]): string[] {
+  const [mqtt, ws, http, probes, opMetrics, agentMetrics] = ports;
+  return [
+    `broker.ports.mqtt=${mqtt}`,
+    `broker.ports.ws=${ws}`,
+    `broker.ports.http=${http}`,
+    `operator.probePort=${probes}`,
+    `operator.metricsPort=${opMetrics}`,
+    `agent.metricsPort=${agentMetrics}`,
+  ];
+}
+
 export const name = (suffix: string): string => `${RELEASE}-cpuburst-${suffix}`;
 
 /** The chart's ci/*.yaml values files (chart-testing convention). */

@@ -2,12 +2,21 @@
 // the kubelet would run it: Secret volumes written out from the rendered Secrets (items and
 // defaultMode honoured), emptyDirs as temp dirs, hostPaths mapped to what the test provides,
 // downward-API env, $(VAR) expansion in args, and cluster DNS names rewritten to loopback.
+// `ChartBed` is the node those containers share: devcluster as the API server, a fake cgroupfs.
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { stringify } from 'yaml';
+import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
 import { cliArgv } from '../support/cli.js';
-import { find, type K8sObject } from './helm.js';
+import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
+import { CHART, find, type K8sObject, KUBECTL, NAMESPACE, name, type RunResult, run } from './helm.js';
+
+/** The one node the chart tests schedule on. */
+export const NODE = 'node-a';
 
 export interface Proc {
   child: ChildProcess;
@@ -47,6 +56,11 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** `n` distinct free loopback ports, taken at once so none of them is handed out twice. */
+export function freePorts(n: number): Promise<number[]> {
+  return Promise.all(Array.from({ length: n }, () => freePort()));
 }
 
 /** Rewrites one argument: $(VAR) from env (when `expand`), then at most one mount, longest first. */
@@ -159,4 +173,147 @@ export async function stop(child: ChildProcess, graceMs = 10_000): Promise<void>
   const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await gone;
   clearTimeout(t);
+}
+
+/** A pod the operator should burst: annotated, Running on NODE, one container. */
+export interface BurstPod {
+  name: string;
+  cpuBurstPercent: number;
+  /** Without the `containerd://` prefix. */
+  containerId: string;
+  quotaUs: number;
+  container: { name: string; resources: Record<string, unknown> };
+  startedAt?: string;
+}
+
+export interface StartOptions {
+  /** Default: the key. */
+  podName?: string;
+  /** Default: the broker Service → loopback. */
+  dns?: Array<[string, string]>;
+  entrypoint?: string[];
+}
+
+/**
+ * The node a rendered chart runs on: a temp dir, devcluster as the API server (kubeconfig in the
+ * dir), a fake cgroupfs for the hostPaths, and the processes started from the rendered workloads.
+ */
+export class ChartBed {
+  readonly dir: string;
+  readonly kubeconfig: string;
+  readonly chartFile: string;
+  readonly procs = new Map<string, Proc>();
+  objs: K8sObject[] = [];
+  cluster!: DevCluster;
+  fake!: FakeCgroupFs;
+
+  constructor(tmpPrefix: string) {
+    this.dir = mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
+    this.kubeconfig = path.join(this.dir, 'kubeconfig');
+    this.chartFile = path.join(this.dir, 'chart.yaml');
+  }
+
+  async boot(cgroupVersion: 1 | 2): Promise<void> {
+    this.cluster = await startDevCluster({ kubeconfigPath: this.kubeconfig });
+    this.fake = FakeCgroupFs.create({ version: cgroupVersion });
+  }
+
+  kubectl(...args: string[]): Promise<RunResult> {
+    return run(KUBECTL, args, { KUBECONFIG: this.kubeconfig });
+  }
+
+  /** `kubectl apply`s the CRDs and these objects (as `text` when given), then registers NODE. */
+  async install(objs: K8sObject[], text = objs.map((o) => stringify(o)).join('---\n')): Promise<void> {
+    this.objs = objs;
+    writeFileSync(this.chartFile, text);
+    for (const args of [
+      ['apply', '-f', path.join(CHART, 'crds')],
+      ['create', 'namespace', NAMESPACE],
+      ['apply', '-n', NAMESPACE, '-f', this.chartFile],
+    ]) {
+      const r = await this.kubectl(...args);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    this.cluster.store.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, labels: {} } } as any);
+  }
+
+  /** Starts the workload's container as pod `key`, its hostPaths on the fake cgroupfs and a state dir. */
+  start(key: string, workload: K8sObject, extraArgs: string[], o: StartOptions = {}): Proc {
+    const p = startContainer(workload, {
+      objs: this.objs,
+      dir: path.join(this.dir, key),
+      node: NODE,
+      namespace: NAMESPACE,
+      podName: o.podName ?? key,
+      hostPaths: {
+        '/sys/fs/cgroup': this.fake.root,
+        '/var/lib/cpuburst': path.join(this.dir, key, 'state'),
+      },
+      paths: { '/proc': this.fake.procRoot },
+      // Cluster DNS: the broker Service resolves to the broker process on loopback.
+      dns: o.dns ?? [[`${name('broker')}.${NAMESPACE}.svc`, '127.0.0.1']],
+      extraArgs,
+      ...(o.entrypoint ? { entrypoint: o.entrypoint } : {}),
+    });
+    this.procs.set(key, p);
+    return p;
+  }
+
+  /** Waits for the readiness probe; the process must still run. `tail`: log characters in messages. */
+  async untilReady(key: string, tail = 2000): Promise<Proc> {
+    const p = this.procs.get(key)!;
+    await until(
+      () => `${key} ready (${p.log.slice(-tail)})`,
+      async () => (await probe(p, 'readinessProbe')).status === 200 || p.child.exitCode !== null,
+    );
+    assert.equal(p.child.exitCode, null, `${key}: ${p.log.slice(-tail)}`);
+    return p;
+  }
+
+  /** Creates the pod in the API (which assigns the uid), then its cgroup as the kubelet would. */
+  addBurstPod(pod: BurstPod): { uid: string; containerDir: string } {
+    const containerID = `containerd://${pod.containerId}`;
+    const created = this.cluster.store.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: pod.name,
+        namespace: 'default',
+        annotations: {
+          'cpuburst.io/enabled': 'true',
+          'cpuburst.io/config': JSON.stringify({
+            policy: 'cpuBurstOnly',
+            cpuBurstPercent: pod.cpuBurstPercent,
+          }),
+        },
+      },
+      spec: { nodeName: NODE, containers: [pod.container] },
+      status: {
+        phase: 'Running',
+        qosClass: 'Burstable',
+        containerStatuses: [
+          {
+            name: pod.container.name,
+            containerID,
+            state: { running: pod.startedAt ? { startedAt: pod.startedAt } : {} },
+          },
+        ],
+      },
+    } as any);
+    const uid: string = created.metadata.uid;
+    const { containerDirs } = this.fake.addPod({
+      uid,
+      qosClass: 'Burstable',
+      containers: [{ id: containerID, quotaUs: pod.quotaUs }],
+    });
+    return { uid, containerDir: containerDirs[0]! };
+  }
+
+  /** Last started first; safe after a partial `boot`. */
+  async close(): Promise<void> {
+    for (const p of [...this.procs.values()].reverse()) await stop(p.child);
+    await this.cluster?.close();
+    this.fake?.cleanup();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
 }

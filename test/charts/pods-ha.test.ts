@@ -4,73 +4,49 @@
 // replica than the operator: a decision crossing brokers through Redis reaches the cgroup.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
-import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
 import {
   CHART,
   find,
   type K8sObject,
-  KUBECTL,
   NAMESPACE,
   name,
   parseManifests,
-  run,
+  portSets,
   templateText,
 } from './helm.js';
-import { freePort, httpGet, type Proc, probe, startContainer, stop, until } from './kubelet.js';
+import { ChartBed, freePorts, httpGet, type Proc, until } from './kubelet.js';
 
-const NODE = 'node-a';
 const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
 
 describe('HA (ci/ha-redis-values.yaml) as processes', {
   skip: !HAVE_REDIS && 'redis-server not installed (Debian package redis-server, installed by make deps)',
   timeout: 400_000,
 }, () => {
-  let cluster: DevCluster;
-  let dir: string;
-  let kubeconfig: string;
-  let fake: FakeCgroupFs;
+  let bed: ChartBed;
   let objs: K8sObject[];
-  const procs = new Map<string, Proc>();
   let redisPort = 0;
   let broker1Port = 0;
   let broker1Http = 0;
   let op1Probes = 0;
   let op1Metrics = 0;
 
-  function start(key: string, workload: K8sObject, extraArgs: string[], entrypoint?: string[]) {
-    const p = startContainer(workload, {
-      objs,
-      dir: path.join(dir, key),
-      node: NODE,
-      namespace: NAMESPACE,
-      podName: key,
-      hostPaths: { '/sys/fs/cgroup': fake.root, '/var/lib/cpuburst': path.join(dir, key, 'state') },
-      paths: { '/proc': fake.procRoot },
+  function start(key: string, workload: K8sObject, extraArgs: string[], entrypoint?: string[]): Proc {
+    return bed.start(key, workload, extraArgs, {
       dns: [
         [`${name('redis')}.${NAMESPACE}.svc:6379`, `127.0.0.1:${redisPort}`],
         [`${name('broker')}.${NAMESPACE}.svc`, '127.0.0.1'],
       ],
-      extraArgs,
       ...(entrypoint ? { entrypoint } : {}),
     });
-    procs.set(key, p);
-    return p;
   }
 
   before(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-chart-ha-'));
-    kubeconfig = path.join(dir, 'kubeconfig');
-    cluster = await startDevCluster({ kubeconfigPath: kubeconfig });
-    fake = FakeCgroupFs.create({ version: 2 });
-    const ports = await Promise.all(Array.from({ length: 10 }, () => freePort()));
-    const [mqtt, ws, http, probes, opMetrics, agentMetrics] = ports;
-    [redisPort, broker1Port, broker1Http, op1Probes, op1Metrics] = ports.slice(6) as number[] as [
+    bed = new ChartBed('cpuburst-chart-ha-');
+    await bed.boot(2);
+    const ports = await freePorts(10);
+    [redisPort, broker1Port, broker1Http, op1Probes, op1Metrics] = ports.slice(6) as [
       number,
       number,
       number,
@@ -79,33 +55,14 @@ describe('HA (ci/ha-redis-values.yaml) as processes', {
     ];
     const text = await templateText({
       valuesFiles: [path.join(CHART, 'ci', 'ha-redis-values.yaml')],
-      set: [
-        `broker.ports.mqtt=${mqtt}`,
-        `broker.ports.ws=${ws}`,
-        `broker.ports.http=${http}`,
-        `operator.probePort=${probes}`,
-        `operator.metricsPort=${opMetrics}`,
-        `agent.metricsPort=${agentMetrics}`,
-      ],
+      set: portSets(ports),
     });
-    objs = parseManifests(text).filter((o) => o.kind !== 'ServiceMonitor');
-    writeFileSync(path.join(dir, 'chart.yaml'), objs.map((o) => stringify(o)).join('---\n'));
-    for (const args of [
-      ['apply', '-f', path.join(CHART, 'crds')],
-      ['create', 'namespace', NAMESPACE],
-      ['apply', '-n', NAMESPACE, '-f', path.join(dir, 'chart.yaml')],
-    ]) {
-      const r = await run(KUBECTL, args, { KUBECONFIG: kubeconfig });
-      assert.equal(r.code, 0, r.stderr);
-    }
-    cluster.store.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, labels: {} } } as any);
+    await bed.install(parseManifests(text).filter((o) => o.kind !== 'ServiceMonitor'));
+    objs = bed.objs;
   });
 
   after(async () => {
-    for (const p of [...procs.values()].reverse()) await stop(p.child);
-    await cluster?.close();
-    fake?.cleanup();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await bed?.close();
   });
 
   it('Redis, two brokers, two operators and an agent start from the rendered args', async () => {
@@ -113,7 +70,7 @@ describe('HA (ci/ha-redis-values.yaml) as processes', {
     const r = start(
       'redis',
       redis,
-      ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', path.join(dir, 'redis', 'data')],
+      ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', path.join(bed.dir, 'redis', 'data')],
       ['redis-server'],
     );
     await until(
@@ -131,69 +88,46 @@ describe('HA (ci/ha-redis-values.yaml) as processes', {
       '--ws-port=-1',
     ]);
     const op = find(objs, 'Deployment', name('operator'));
-    start('operator-0', op, [`--kubeconfig=${kubeconfig}`]);
+    start('operator-0', op, [`--kubeconfig=${bed.kubeconfig}`]);
     // Probe and metrics ports must differ on one host; the pod template is otherwise unchanged.
     start('operator-1', op, [
-      `--kubeconfig=${kubeconfig}`,
+      `--kubeconfig=${bed.kubeconfig}`,
       `--probe-port=${op1Probes}`,
       `--metrics-port=${op1Metrics}`,
     ]);
     start('agent', find(objs, 'DaemonSet', name('agent')), [`--mqtt-url=mqtt://127.0.0.1:${broker1Port}`]);
-    for (const key of ['broker-0', 'operator-0', 'agent']) {
-      const p = procs.get(key)!;
-      await until(
-        () => `${key} ready (${p.log.slice(-2000)})`,
-        async () => (await probe(p, 'readinessProbe')).status === 200 || p.child.exitCode !== null,
-      );
-      assert.equal(p.child.exitCode, null, `${key}: ${p.log.slice(-2000)}`);
-    }
+    for (const key of ['broker-0', 'operator-0', 'agent']) await bed.untilReady(key);
     await until(
-      () => `broker-1 ready (${procs.get('broker-1')!.log.slice(-2000)})`,
+      () => `broker-1 ready (${bed.procs.get('broker-1')!.log.slice(-2000)})`,
       async () => (await httpGet(broker1Http, '/readyz')).status === 200,
     );
-    for (const key of ['broker-0', 'broker-1']) assert.match(procs.get(key)!.log, /Redis/);
+    for (const key of ['broker-0', 'broker-1']) assert.match(bed.procs.get(key)!.log, /Redis/);
   });
 
   it('the operators elect one leader on the chart Lease', async () => {
     await until(
       () => 'a Lease holder',
       () =>
-        !!cluster.store.get('coordination.k8s.io/v1', 'Lease', name('operator'), NAMESPACE)?.spec
+        !!bed.cluster.store.get('coordination.k8s.io/v1', 'Lease', name('operator'), NAMESPACE)?.spec
           ?.holderIdentity,
     );
-    const lease = cluster.store.get('coordination.k8s.io/v1', 'Lease', name('operator'), NAMESPACE)!;
+    const lease = bed.cluster.store.get('coordination.k8s.io/v1', 'Lease', name('operator'), NAMESPACE)!;
     assert.ok(['operator-0', 'operator-1'].includes(lease.spec.holderIdentity), lease.spec.holderIdentity);
   });
 
   it('a decision published on one broker reaches an agent on the other through Redis', async () => {
-    const created = cluster.store.create({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: {
-        name: 'batch-0',
-        namespace: 'default',
-        annotations: {
-          'cpuburst.io/enabled': 'true',
-          'cpuburst.io/config': '{"policy":"cpuBurstOnly","cpuBurstPercent":25}',
-        },
-      },
-      spec: { nodeName: NODE, containers: [{ name: 'c', resources: { limits: { cpu: '1' } } }] },
-      status: {
-        phase: 'Running',
-        qosClass: 'Burstable',
-        containerStatuses: [{ name: 'c', containerID: 'containerd://feedbeef01', state: { running: {} } }],
-      },
-    } as any);
-    const { containerDirs } = fake.addPod({
-      uid: created.metadata.uid,
-      qosClass: 'Burstable',
-      containers: [{ id: 'containerd://feedbeef01', quotaUs: 100_000 }],
+    const { containerDir } = bed.addBurstPod({
+      name: 'batch-0',
+      cpuBurstPercent: 25,
+      containerId: 'feedbeef01',
+      quotaUs: 100_000,
+      container: { name: 'c', resources: { limits: { cpu: '1' } } },
     });
     await until(
       () =>
-        `burst via Redis (agent: ${procs.get('agent')!.log.slice(-1500)}\nbroker-1: ${procs.get('broker-1')!.log.slice(-800)})`,
-      () => (fake.values(containerDirs[0]!).burstUs ?? 0) > 0,
+        `burst via Redis (agent: ${bed.procs.get('agent')!.log.slice(-1500)}\nbroker-1: ${bed.procs.get('broker-1')!.log.slice(-800)})`,
+      () => (bed.fake.values(containerDir).burstUs ?? 0) > 0,
     );
-    assert.equal(fake.values(containerDirs[0]!).burstUs, 25_000);
+    assert.equal(bed.fake.values(containerDir).burstUs, 25_000);
   });
 });

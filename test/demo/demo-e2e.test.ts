@@ -4,24 +4,30 @@
 // after Ctrl-C: the JSON proves the pipeline (Ready, acked, written as planned, restored, no cgroup
 // left) and that throttled periods dropped. Latency itself is asserted in bench/demo-latency.bench.ts.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import mqtt from 'mqtt';
-import { destroyTreeSync } from '../../devcluster/kubelet/cgroupfs.js';
 import { decode } from '../../protocol/codec.js';
 import { topics } from '../../protocol/topics.js';
-import { REPO_ROOT, spawnCli } from '../support/cli.js';
-import { stopDemo } from './helpers.js';
+import { REPO_ROOT } from '../support/cli.js';
+import {
+  CG,
+  type DemoRun,
+  NO_REAL_CGROUPS,
+  REAL_CGROUPS,
+  removeCgroupTrees,
+  spawnDemo,
+  stopDemo,
+  until,
+} from './helpers.js';
 
-const CG = '/sys/fs/cgroup';
 const KUBECTL = path.join(REPO_ROOT, '.tools', 'kubectl');
 const PY = '/usr/bin/python3';
-const realCgroups = fs.existsSync(`${CG}/cpu/cpu.cfs_quota_us`) && process.getuid?.() === 0;
-const skip = !realCgroups
-  ? 'needs root and a cgroup v1 cpu controller at /sys/fs/cgroup/cpu'
+const skip = !REAL_CGROUPS
+  ? NO_REAL_CGROUPS
   : !fs.existsSync(KUBECTL)
     ? 'needs .tools/kubectl (make tools)'
     : false;
@@ -39,41 +45,20 @@ function sh(
   });
 }
 
-async function until<T>(
-  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-  what: string,
-  ms = 60000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} ${last}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-demo-e2e-'));
   const outDir = path.join(work, 'out');
-  let demo: ChildProcess;
-  let stdout = '';
-  let stderr = '';
-  let exitCode: number | null | undefined;
-  const exited = () => exitCode !== undefined;
+  let demo: DemoRun;
+  const exited = () => demo.exitCode !== undefined;
   let stack: Record<string, any>;
   const kubectl = (...args: string[]) => sh(KUBECTL, ['--kubeconfig', stack.kubeconfig, ...args]);
+  const annotatePod = (...args: string[]) =>
+    kubectl('annotate', 'pod', stack.pod, '-n', stack.namespace, ...args);
   const cg = (file: string) =>
     fs.readFileSync(path.join(CG, 'cpu', stack.containerCgroup, file), 'utf8').trim();
 
   before(() => {
-    demo = spawnCli([
-      'demo',
+    demo = spawnDemo([
       '--json',
       '--keep-running',
       '--no-neighbour',
@@ -90,21 +75,10 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
       '--parent-base',
       BASE,
     ]);
-    demo.stdout?.on('data', (d) => {
-      stdout += d;
-    });
-    demo.stderr?.on('data', (d) => {
-      stderr += d;
-    });
-    demo.once('exit', (code) => {
-      exitCode = code;
-    });
   });
   after(async () => {
-    await stopDemo(demo, work);
-    for (const ctl of ['cpu', 'cpuacct'])
-      for (const n of fs.readdirSync(path.join(CG, ctl)))
-        if (n.startsWith(`${BASE}-`)) destroyTreeSync(path.join(CG, ctl, n));
+    await stopDemo(demo.child, work);
+    removeCgroupTrees(BASE);
     fs.rmSync(work, { recursive: true, force: true });
   });
 
@@ -112,7 +86,7 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     stack = await until(
       () => {
         const f = path.join(work, 'stack.json');
-        if (exited()) throw new Error(`demo exited early: ${stderr}`);
+        if (exited()) throw new Error(`demo exited early: ${demo.stderr}`);
         return fs.existsSync(f) && JSON.parse(fs.readFileSync(f, 'utf8'));
       },
       'the demo stack to come up',
@@ -123,7 +97,7 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     const opPassword = fs.readFileSync(path.join(stack.credentials, 'operator.password'), 'utf8');
 
     // mosquitto_sub as the viewer: sees the device's readings, and nothing under cpuburst/.
-    const sub = spawn('mosquitto_sub', [
+    const viewerSub = (topic: string) => [
       '-h',
       '127.0.0.1',
       '-p',
@@ -133,33 +107,16 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
       '-P',
       iot.viewer,
       '-t',
-      'devices/#',
+      topic,
       '-v',
-      '-C',
-      '1',
-      '-W',
-      '20',
-    ]);
+    ];
+    const sub = spawn('mosquitto_sub', [...viewerSub('devices/#'), '-C', '1', '-W', '20']);
     let subOut = '';
     sub.stdout.on('data', (d) => {
       subOut += d;
     });
     const subDone = new Promise<number | null>((r) => sub.once('exit', r));
-    const ctl = await sh('mosquitto_sub', [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      port,
-      '-u',
-      'viewer',
-      '-P',
-      iot.viewer,
-      '-t',
-      'cpuburst/#',
-      '-v',
-      '-W',
-      '3',
-    ]);
+    const ctl = await sh('mosquitto_sub', [...viewerSub('cpuburst/#'), '-W', '3']);
     assert.equal(ctl.stdout, '', 'mosquitto_sub must not receive control-plane messages');
     assert.match(ctl.stderr, /denied/i);
     await new Promise((r) => setTimeout(r, 500));
@@ -209,8 +166,8 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
   test('kubectl scenario: apply, edit, delete strategies and annotations; get cbs columns; pod Events', async () => {
     await until(
       () => {
-        if (exited()) throw new Error(`demo exited early: ${stderr}`);
-        return /The stack is still running/.test(stderr);
+        if (exited()) throw new Error(`demo exited early: ${demo.stderr}`);
+        return /The stack is still running/.test(demo.stderr);
       },
       'the demo phases to finish',
       150000,
@@ -218,7 +175,7 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     const base = String(stack.baseQuotaUs);
     assert.equal(cg('cpu.cfs_quota_us'), base, 'the demo restored the kubelet quota');
     // The printed mosquitto_sub command (operator credentials) shows the retained decision document.
-    const cmd = /decisions:\s+(mosquitto_sub .*)$/m.exec(stderr)?.[1];
+    const cmd = /decisions:\s+(mosquitto_sub .*)$/m.exec(demo.stderr)?.[1];
     assert.ok(cmd, 'the demo prints a mosquitto_sub command');
     const subbed = await sh('sh', ['-c', `${cmd} -W 4`]); // retained messages, then a timeout (27)
     assert.ok(subbed.code === 27 || subbed.code === 0, subbed.stderr);
@@ -249,15 +206,7 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     );
     let r = await kubectl('apply', '-f', file);
     assert.equal(r.code, 0, r.stderr);
-    r = await kubectl(
-      'annotate',
-      'pod',
-      stack.pod,
-      '-n',
-      stack.namespace,
-      'cpuburst.io/enabled=true',
-      '--overwrite',
-    );
+    r = await annotatePod('cpuburst.io/enabled=true', '--overwrite');
     assert.equal(r.code, 0, r.stderr);
     const row = await until(async () => {
       const g = await kubectl('get', 'cbs', 'kubectl-burst', '--no-headers');
@@ -285,15 +234,7 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     await until(() => cg('cpu.cfs_burst_us') === '0', 'burst restored after the edit');
 
     // A broken per-pod override → a Warning Event on the pod, visible with kubectl.
-    r = await kubectl(
-      'annotate',
-      'pod',
-      stack.pod,
-      '-n',
-      stack.namespace,
-      'cpuburst.io/config={not json',
-      '--overwrite',
-    );
+    r = await annotatePod('cpuburst.io/config={not json', '--overwrite');
     assert.equal(r.code, 0, r.stderr);
     await until(async () => {
       const ev = await kubectl(
@@ -306,15 +247,7 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
       );
       return /InvalidBurstConfig/.test(ev.stdout);
     }, 'InvalidBurstConfig Event on the pod');
-    r = await kubectl(
-      'annotate',
-      'pod',
-      stack.pod,
-      '-n',
-      stack.namespace,
-      'cpuburst.io/config-',
-      'cpuburst.io/enabled-',
-    );
+    r = await annotatePod('cpuburst.io/config-', 'cpuburst.io/enabled-');
     assert.equal(r.code, 0, r.stderr);
 
     // Delete.
@@ -328,10 +261,10 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
   });
 
   test('demo --json after Ctrl-C: pipeline worked, throttling dropped, nothing left behind', async () => {
-    demo.kill('SIGINT');
+    demo.child.kill('SIGINT');
     await until(exited, 'the demo to exit', 60000);
-    assert.equal(exitCode, 0, stderr.slice(-3000));
-    const res = JSON.parse(stdout.trim().split('\n').pop()!);
+    assert.equal(demo.exitCode, 0, demo.stderr.slice(-3000));
+    const res = JSON.parse(demo.stdout.trim().split('\n').pop()!);
     const p = res.pipeline;
     assert.equal(res.machine.mode, 'real');
     assert.equal(res.phases.length, 2);

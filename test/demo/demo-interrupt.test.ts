@@ -7,32 +7,26 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { reapStaleStacks } from '../../demo/stack.js';
-import { cleanStaleTrees, destroyTreeSync } from '../../devcluster/kubelet/cgroupfs.js';
-import { spawnCli } from '../support/cli.js';
-import { stopDemo } from './helpers.js';
+import { cleanStaleTrees } from '../../devcluster/kubelet/cgroupfs.js';
+import {
+  alive,
+  CG,
+  cgroupTrees,
+  NO_REAL_CGROUPS,
+  REAL_CGROUPS,
+  removeCgroupTrees,
+  spawnDemo,
+  stopDemo,
+  waitForStack,
+} from './helpers.js';
 
-const CG = '/sys/fs/cgroup';
-const realCgroups = fs.existsSync(`${CG}/cpu/cpu.cfs_quota_us`) && process.getuid?.() === 0;
-const skip = realCgroups ? false : 'needs root and a cgroup v1 cpu controller at /sys/fs/cgroup/cpu';
+const skip = REAL_CGROUPS ? false : NO_REAL_CGROUPS;
 const BASE = `cpuburst-test-demo-${process.pid}-int`;
+const ourTrees = () => cgroupTrees(BASE);
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const ourTrees = () =>
-  ['cpu', 'cpuacct'].flatMap((ctl) =>
-    fs.readdirSync(path.join(CG, ctl)).filter((n) => n.startsWith(`${BASE}-`)),
-  );
-
-test('Ctrl-C during the demo removes every process and cgroup', { skip, timeout: 150000 }, async () => {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-demo-int-'));
-  const demo = spawnCli([
-    'demo',
+/** A demo that runs long enough to be interrupted, everything of it under `work` and `base`. */
+const longDemo = (work: string, base: string) =>
+  spawnDemo([
     '--duration',
     '60',
     '--settle-timeout',
@@ -42,32 +36,20 @@ test('Ctrl-C during the demo removes every process and cgroup', { skip, timeout:
     '--out-dir',
     work,
     '--parent-base',
-    BASE,
+    base,
   ]);
-  let stderr = '';
-  demo.stderr?.on('data', (d) => {
-    stderr += d;
-  });
+
+test('Ctrl-C during the demo removes every process and cgroup', { skip, timeout: 150000 }, async () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-demo-int-'));
+  const run = longDemo(work, BASE);
+  const demo = run.child;
   const exited = new Promise<number | null>((r) => demo.once('exit', (code) => r(code)));
   after(async () => {
     await stopDemo(demo, work);
-    for (const ctl of ['cpu', 'cpuacct'])
-      for (const n of ourTrees())
-        if (fs.existsSync(path.join(CG, ctl, n))) destroyTreeSync(path.join(CG, ctl, n));
+    removeCgroupTrees(BASE);
     fs.rmSync(work, { recursive: true, force: true });
   });
-  const stackFile = path.join(work, 'stack.json');
-  const end = Date.now() + 120000;
-  let stack: Record<string, any> | undefined;
-  while (!stack) {
-    assert.equal(demo.exitCode, null, `demo exited early: ${stderr}`);
-    assert.ok(Date.now() < end, `stack.json never appeared: ${stderr.slice(-2000)}`);
-    try {
-      stack = JSON.parse(fs.readFileSync(stackFile, 'utf8'));
-    } catch {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const stack = await waitForStack(run, work);
   const pids: number[] = [...Object.values(stack.pids as Record<string, number>), ...stack.containerPids];
   assert.ok(
     pids.length >= 6,
@@ -81,12 +63,12 @@ test('Ctrl-C during the demo removes every process and cgroup', { skip, timeout:
   assert.equal(ourTrees().length, 2);
 
   demo.kill('SIGINT');
-  assert.equal(await exited, 130, stderr.slice(-2000));
-  assert.match(stderr, /SIGINT: stopping the stack and removing every cgroup/);
+  assert.equal(await exited, 130, run.stderr.slice(-2000));
+  assert.match(run.stderr, /SIGINT: stopping the stack and removing every cgroup/);
   const deadline = Date.now() + 15000;
   while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(pids.filter(alive), [], 'no component or container process survives');
-  assert.deepEqual(ourTrees(), [], stderr.slice(-2000));
+  assert.deepEqual(ourTrees(), [], run.stderr.slice(-2000));
 });
 
 test('kill -9 of the demo: the next start stops its components and removes its cgroups', {
@@ -95,41 +77,14 @@ test('kill -9 of the demo: the next start stops its components and removes its c
 }, async () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-demo-k9-'));
   const base = `${BASE}9`;
-  const demo = spawnCli([
-    'demo',
-    '--duration',
-    '60',
-    '--settle-timeout',
-    '0',
-    '--work-dir',
-    work,
-    '--out-dir',
-    work,
-    '--parent-base',
-    base,
-  ]);
-  let stderr = '';
-  demo.stderr?.on('data', (d) => {
-    stderr += d;
-  });
+  const run = longDemo(work, base);
+  const demo = run.child;
   after(async () => {
     await stopDemo(demo, work);
-    for (const ctl of ['cpu', 'cpuacct'])
-      for (const n of fs.readdirSync(path.join(CG, ctl)))
-        if (n.startsWith(`${base}-`)) destroyTreeSync(path.join(CG, ctl, n));
+    removeCgroupTrees(base);
     fs.rmSync(work, { recursive: true, force: true });
   });
-  const end = Date.now() + 120000;
-  let stack: Record<string, any> | undefined;
-  while (!stack) {
-    assert.equal(demo.exitCode, null, `demo exited early: ${stderr}`);
-    assert.ok(Date.now() < end, `stack.json never appeared: ${stderr.slice(-2000)}`);
-    try {
-      stack = JSON.parse(fs.readFileSync(path.join(work, 'stack.json'), 'utf8'));
-    } catch {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const stack = await waitForStack(run, work);
   demo.kill('SIGKILL');
   await new Promise((r) => demo.once('exit', r));
   const components = Object.entries(stack.pids as Record<string, number>).filter(([n]) => n !== 'demo');

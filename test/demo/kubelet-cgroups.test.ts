@@ -9,10 +9,9 @@ import type { V1Pod, V1PodStatus } from '@kubernetes/client-node';
 import { silentLogger } from '../../common/log.js';
 import type { KubeletApi, WatchEvent } from '../../devcluster/kubelet/api.js';
 import { destroyTreeSync, startMiniKubelet } from '../../devcluster/kubelet/index.js';
+import { CG, NO_REAL_CGROUPS, REAL_CGROUPS } from './helpers.js';
 
-const CG = '/sys/fs/cgroup';
-const realCgroups = fs.existsSync(`${CG}/cpu/cpu.cfs_quota_us`) && process.getuid?.() === 0;
-const skip = realCgroups ? false : 'needs root and a cgroup v1 cpu controller at /sys/fs/cgroup/cpu';
+const skip = REAL_CGROUPS ? false : NO_REAL_CGROUPS;
 const BASE = `cpuburst-test-demo-${process.pid}`;
 
 /** In-memory API: pods live in a map; the watch is a callback list. */

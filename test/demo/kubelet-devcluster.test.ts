@@ -9,49 +9,23 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../devcluster/kubelet/api.js';
-import { destroyTreeSync } from '../../devcluster/kubelet/cgroupfs.js';
 import { spawnCli } from '../support/cli.js';
+import {
+  alive,
+  CG,
+  cgroupTrees,
+  NO_REAL_CGROUPS,
+  type Poll,
+  REAL_CGROUPS,
+  removeCgroupTrees,
+  until,
+} from './helpers.js';
 
-const CG = '/sys/fs/cgroup';
-const realCgroups = fs.existsSync(`${CG}/cpu/cpu.cfs_quota_us`) && process.getuid?.() === 0;
-const skip = realCgroups ? false : 'needs root and a cgroup v1 cpu controller at /sys/fs/cgroup/cpu';
+const skip = REAL_CGROUPS ? false : NO_REAL_CGROUPS;
 const BASE = `cpuburst-test-demo-${process.pid}-k`;
-
-async function until<T>(
-  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-  what: string,
-  ms = 30000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} ${last}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const ourTrees = () =>
-  ['cpu', 'cpuacct'].flatMap((ctl) =>
-    fs
-      .readdirSync(path.join(CG, ctl))
-      .filter((n) => n.startsWith(`${BASE}-`))
-      .map((n) => path.join(CG, ctl, n)),
-  );
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const ourTrees = () => cgroupTrees(BASE);
+/** This test polls faster and gives up sooner than the helpers' default. */
+const soon = <T>(fn: Poll<T>, what: string) => until(fn, what, 30000, 100);
 
 test('mini-kubelet process against devcluster: run, delete, crash cleanup', {
   skip,
@@ -62,7 +36,7 @@ test('mini-kubelet process against devcluster: run, delete, crash cleanup', {
   after(async () => {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 200));
-    for (const t of ourTrees()) destroyTreeSync(t);
+    removeCgroupTrees(BASE);
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const kubeconfig = path.join(dir, 'kubeconfig');
@@ -76,7 +50,7 @@ test('mini-kubelet process against devcluster: run, delete, crash cleanup', {
     path.join(dir, 'dev.json'),
   ]);
   procs.push(dev);
-  await until(() => fs.existsSync(path.join(dir, 'dev.json')) && fs.existsSync(kubeconfig), 'devcluster');
+  await soon(() => fs.existsSync(path.join(dir, 'dev.json')) && fs.existsSync(kubeconfig), 'devcluster');
   const core = loadKubeConfig(kubeconfig).makeApiClient(CoreV1Api);
 
   const startKubelet = (n: number) => {
@@ -99,7 +73,7 @@ test('mini-kubelet process against devcluster: run, delete, crash cleanup', {
     return { p, ready };
   };
   const k1 = startKubelet(1);
-  const r1 = await until(
+  const r1 = await soon(
     () => fs.existsSync(k1.ready) && JSON.parse(fs.readFileSync(k1.ready, 'utf8')),
     'kubelet 1 ready',
   );
@@ -118,7 +92,7 @@ test('mini-kubelet process against devcluster: run, delete, crash cleanup', {
     },
   };
   await core.createNamespacedPod({ namespace: 'default', body: pod });
-  const running = await until(async () => {
+  const running = await soon(async () => {
     const p = await core.readNamespacedPod({ namespace: 'default', name: 'p1' });
     return p.status?.phase === 'Running' && p.status.containerStatuses?.[0]?.containerID ? p : null;
   }, 'pod Running');
@@ -141,7 +115,7 @@ test('mini-kubelet process against devcluster: run, delete, crash cleanup', {
   assert.ok(acctProcs.split('\n').includes(String(pid)), 'process is in the cpuacct container cgroup too');
 
   // The kubelet's Events are on the pod (kubectl describe pod shows them).
-  await until(async () => {
+  await soon(async () => {
     const ev = await core.listNamespacedEvent({
       namespace: 'default',
       fieldSelector: 'involvedObject.name=p1',
@@ -151,41 +125,41 @@ test('mini-kubelet process against devcluster: run, delete, crash cleanup', {
 
   // Delete → process killed, cgroups removed.
   await core.deleteNamespacedPod({ namespace: 'default', name: 'p1' });
-  await until(() => !fs.existsSync(podDir) && !alive(pid), 'pod cgroup and process gone');
+  await soon(() => !fs.existsSync(podDir) && !alive(pid), 'pod cgroup and process gone');
 
   // Crash: kill -9 the kubelet with a pod running; the tree and the orphan survive it...
   await core.createNamespacedPod({ namespace: 'default', body: pod });
-  const again = await until(async () => {
+  const again = await soon(async () => {
     const p = await core.readNamespacedPod({ namespace: 'default', name: 'p1' });
     return p.status?.phase === 'Running' && p.status.containerStatuses?.[0]?.containerID ? p : null;
   }, 'pod Running again');
   const id2 = again.status!.containerStatuses![0]!.containerID!.replace('containerd://', '');
   const dir2 = path.join(CG, 'cpu', r1.kubepodsDir, 'burstable', `pod${again.metadata!.uid}`, id2);
-  const orphan = await until(
+  const orphan = await soon(
     () => Number(fs.readFileSync(path.join(dir2, 'cgroup.procs'), 'utf8').trim().split('\n')[0]),
     'container pid',
   );
   k1.p.kill('SIGKILL');
-  await until(() => k1.p.exitCode !== null || k1.p.signalCode !== null, 'kubelet 1 dead');
+  await soon(() => k1.p.exitCode !== null || k1.p.signalCode !== null, 'kubelet 1 dead');
   assert.ok(fs.existsSync(path.join(CG, 'cpu', r1.parent)), 'kill -9 leaves the tree behind');
   assert.ok(alive(orphan));
   // ...and the next kubelet removes both, then runs the pod again in its own tree.
   const k2 = startKubelet(2);
-  const r2 = await until(
+  const r2 = await soon(
     () => fs.existsSync(k2.ready) && JSON.parse(fs.readFileSync(k2.ready, 'utf8')),
     'kubelet 2 ready',
   );
   assert.ok(!fs.existsSync(path.join(CG, 'cpu', r1.parent)), 'stale cpu tree removed');
   assert.ok(!fs.existsSync(path.join(CG, 'cpuacct', r1.parent)), 'stale cpuacct tree removed');
-  await until(() => !alive(orphan), 'orphaned container process killed');
-  await until(
+  await soon(() => !alive(orphan), 'orphaned container process killed');
+  await soon(
     () => fs.existsSync(path.join(CG, 'cpu', r2.kubepodsDir, 'burstable', `pod${again.metadata!.uid}`)),
     'pod restarted',
   );
 
   // SIGTERM → clean stop, nothing left.
   k2.p.kill('SIGTERM');
-  await until(() => k2.p.exitCode !== null, 'kubelet 2 exit');
+  await soon(() => k2.p.exitCode !== null, 'kubelet 2 exit');
   assert.equal(k2.p.exitCode, 0);
   assert.deepEqual(ourTrees(), []);
 });
