@@ -78,13 +78,10 @@ export function startComponent(
   };
 }
 
-/** Explains why a component could not start: placeholder, flag error, or crash (with its log tail). */
+/** Explains why a component could not start: flag error or crash, with its log tail. */
 export function componentFailure(c: Component, code: number | null, what: string): ComponentError {
   const log = tail(c.logFile);
-  const missing = /not built yet/.test(log);
-  const head = missing
-    ? `cpuburst demo: the ${c.name} component is not built yet (cpuburst ${c.name} is a placeholder); the demo needs it`
-    : `cpuburst demo: ${c.name} exited with code ${code} while ${what}`;
+  const head = `cpuburst demo: ${c.name} exited with code ${code} while ${what}`;
   return new ComponentError(`${head}\n--- last lines of ${c.logFile} ---\n${log}`);
 }
 
