@@ -4,12 +4,11 @@
 //  - annotate → decision published (operator) and → received by a subscriber (agent side of the broker),
 //    p50/p99 over ≥ 200 sequential annotations, with 500 background pods on 50 nodes;
 //  - planner time for 5,000 pods on 500 nodes with 10 strategies and a Koordinator ConfigMap.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startBroker } from '../broker/server.js';
 import { startDevCluster } from '../devcluster/index.js';
 import { parseConfigMapData } from '../operator/planner/config.js';
 import { plan } from '../operator/planner/plan.js';
@@ -19,8 +18,10 @@ import {
   FakeAgent,
   seedCluster,
   startAedes,
+  startControlBroker,
   startOperator,
   waitFor,
+  writeControlCredentials,
 } from '../test/operator/harness.js';
 import { spawnCli } from '../test/support/cli.js';
 import { FakeCgroupFs } from '../test/support/fake-cgroupfs.js';
@@ -155,20 +156,10 @@ function plannerScale() {
 
 async function cgroupLatency() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-operator-bench-'));
-  writeFileSync(path.join(dir, 'users.yaml'), 'users:\n  - username: operator\n    password: op-secret\n');
-  writeFileSync(path.join(dir, 'agent.key'), 'bench-agent-key-0123456789');
+  const creds = writeControlCredentials(dir, 'bench-agent-key-0123456789');
   const cluster = await startDevCluster({ watchWindow: 100_000 });
   await seedCluster(cluster, ['node-a']);
-  const broker = await startBroker({
-    host: '127.0.0.1',
-    mqttPort: 0,
-    tlsPort: -1,
-    wsPort: -1,
-    wssPort: -1,
-    httpPort: -1,
-    usersFile: path.join(dir, 'users.yaml'),
-    agentKeyFile: path.join(dir, 'agent.key'),
-  });
+  const broker = await startControlBroker(creds);
   const url = `mqtt://127.0.0.1:${broker.ports.mqttPort}`;
   const fake = FakeCgroupFs.create({ version: 2 });
   const dirs: string[] = [];
@@ -190,7 +181,7 @@ async function cgroupLatency() {
     `--state-dir=${path.join(dir, 'state')}`,
     `--proc-root=${fake.procRoot}`,
     `--mqtt-url=${url}`,
-    `--mqtt-agent-key-file=${path.join(dir, 'agent.key')}`,
+    `--mqtt-agent-key-file=${creds.agentKeyFile}`,
     '--interval=1000',
     '--metrics-port=-1',
     '--log-level=warn',
@@ -198,7 +189,7 @@ async function cgroupLatency() {
   const op = await startOperator(
     cluster,
     { url, port: broker.ports.mqttPort!, close: async () => {} },
-    { identity: 'bench', mqttPassword: 'op-secret' },
+    { identity: 'bench', mqttPassword: creds.operatorPassword },
   );
   await waitFor('synced', () => op.controller.synced, 30_000);
   await sleep(1500); // the agent connects and subscribes

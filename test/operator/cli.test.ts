@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startBroker } from '../../broker/server.js';
+import type { RunningBroker } from '../../broker/server.js';
 import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
 import { deriveAgentPassword } from '../../protocol/index.js';
 import { runCli, spawnCli } from '../support/cli.js';
@@ -20,7 +20,9 @@ import {
   kubectl,
   podNames,
   seedCluster,
+  startControlBroker,
   waitFor,
+  writeControlCredentials,
 } from './harness.js';
 
 describe('cpuburst operator flags', () => {
@@ -51,7 +53,7 @@ describe('cpuburst operator flags', () => {
 
 describe('cpuburst operator process with kubectl, devcluster and the real broker', () => {
   let cluster: DevCluster;
-  let broker: Awaited<ReturnType<typeof startBroker>>;
+  let broker: RunningBroker;
   let dir: string;
   let kubeconfig: string;
   let agent: FakeAgent;
@@ -63,19 +65,8 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
     kubeconfig = path.join(dir, 'kubeconfig');
     cluster = await startDevCluster({ kubeconfigPath: kubeconfig });
     await seedCluster(cluster, ['node-a']);
-    writeFileSync(path.join(dir, 'users.yaml'), 'users:\n  - username: operator\n    password: op-secret\n');
-    writeFileSync(path.join(dir, 'agent.key'), 'agent-key-123');
-    writeFileSync(path.join(dir, 'op.pw'), 'op-secret\n');
-    broker = await startBroker({
-      host: '127.0.0.1',
-      mqttPort: 0,
-      tlsPort: -1,
-      wsPort: -1,
-      wssPort: -1,
-      httpPort: -1,
-      usersFile: path.join(dir, 'users.yaml'),
-      agentKeyFile: path.join(dir, 'agent.key'),
-    });
+    const creds = writeControlCredentials(dir, 'agent-key-123');
+    broker = await startControlBroker(creds);
     const url = `mqtt://127.0.0.1:${broker.ports.mqttPort}`;
     agent = new FakeAgent(url, 'node-a', deriveAgentPassword('agent-key-123', 'node-a'));
     await agent.start();
@@ -83,7 +74,7 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
       'operator',
       `--kubeconfig=${kubeconfig}`,
       `--mqtt-url=${url}`,
-      `--mqtt-password-file=${path.join(dir, 'op.pw')}`,
+      `--mqtt-password-file=${creds.operatorPasswordFile}`,
       `--config-map-namespace=${CM_NS}`,
       '--identity=op-cli',
       '--probe-port=0',

@@ -5,16 +5,27 @@
 // annotation reaches the cgroup within 5 s, with nothing lost.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startBroker } from '../../broker/server.js';
+import type { RunningBroker } from '../../broker/server.js';
 import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
 import { spawnCli } from '../support/cli.js';
 import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
 import { pod } from './fixtures.js';
-import { CM_NS, exited, HAVE_KUBECTL, jsonLines, kubectl, seedCluster, waitFor } from './harness.js';
+import {
+  CM_NS,
+  type ControlCredentials,
+  exited,
+  HAVE_KUBECTL,
+  jsonLines,
+  kubectl,
+  seedCluster,
+  startControlBroker,
+  waitFor,
+  writeControlCredentials,
+} from './harness.js';
 
 const CONVERGE_MS = 5_000;
 const NODE = 'node-a';
@@ -25,7 +36,7 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
   timeout: 170_000,
 }, () => {
   let cluster: DevCluster;
-  let broker: Awaited<ReturnType<typeof startBroker>>;
+  let broker: RunningBroker;
   let brokerPort = 0;
   let dir: string;
   let kubeconfig: string;
@@ -35,19 +46,10 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
   const ops = new Map<string, { child: ChildProcess; logs: Array<Record<string, any>> }>();
   const containerDir = new Map<string, string>();
   let seq = 0;
+  let creds: ControlCredentials;
 
   const startBrokerOn = async (port: number) => {
-    broker = await startBroker({
-      host: '127.0.0.1',
-      mqttPort: port,
-      tlsPort: -1,
-      wsPort: -1,
-      wssPort: -1,
-      httpPort: -1,
-      usersFile: path.join(dir, 'users.yaml'),
-      agentKeyFile: path.join(dir, 'agent.key'),
-      flappingMaxCount: 0,
-    });
+    broker = await startControlBroker(creds, { port, flappingMaxCount: 0 });
     brokerPort = broker.ports.mqttPort!;
   };
   const startOperator = (identity: string) => {
@@ -55,7 +57,7 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
       'operator',
       `--kubeconfig=${kubeconfig}`,
       `--mqtt-url=mqtt://127.0.0.1:${brokerPort}`,
-      `--mqtt-password-file=${path.join(dir, 'op.pw')}`,
+      `--mqtt-password-file=${creds.operatorPasswordFile}`,
       `--config-map-namespace=${CM_NS}`,
       `--identity=${identity}`,
       '--probe-port=0',
@@ -105,9 +107,7 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-operator-e2e-'));
     kubeconfig = path.join(dir, 'kubeconfig');
-    writeFileSync(path.join(dir, 'users.yaml'), 'users:\n  - username: operator\n    password: op-secret\n');
-    writeFileSync(path.join(dir, 'agent.key'), AGENT_KEY);
-    writeFileSync(path.join(dir, 'op.pw'), 'op-secret\n');
+    creds = writeControlCredentials(dir, AGENT_KEY);
     cluster = await startDevCluster({ kubeconfigPath: kubeconfig });
     await seedCluster(cluster, [NODE]);
     await startBrokerOn(0);
@@ -119,7 +119,7 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
       `--state-dir=${path.join(dir, 'agent-state')}`,
       `--proc-root=${fake.procRoot}`,
       `--mqtt-url=mqtt://127.0.0.1:${brokerPort}`,
-      `--mqtt-agent-key-file=${path.join(dir, 'agent.key')}`,
+      `--mqtt-agent-key-file=${creds.agentKeyFile}`,
       '--interval=200',
       '--metrics-port=-1',
     ]);

@@ -1,6 +1,6 @@
 // Test harness: devcluster + in-process aedes + an operator Controller (in-process) + fake agents.
 import { type ChildProcess, execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import YAML from 'yaml';
+import { type RunningBroker, startBroker } from '../../broker/server.js';
 import { type Logger, memoryLogger, silentLogger } from '../../common/log.js';
 import type { DevCluster } from '../../devcluster/index.js';
 import type { DecisionBus } from '../../operator/bus.js';
@@ -23,6 +24,51 @@ import { CRD_PATH } from './crd-validator.js';
 import { node as nodeObj, namespace as nsObj } from './fixtures.js';
 
 export const CM_NS = 'cpuburst-system';
+
+/** The control plane's broker credentials in `dir`: users file with the operator, shared agent key, operator password file. */
+export interface ControlCredentials {
+  usersFile: string;
+  agentKeyFile: string;
+  operatorPasswordFile: string;
+  operatorPassword: string;
+  agentKey: string;
+}
+
+export function writeControlCredentials(
+  dir: string,
+  agentKey: string,
+  operatorPassword = 'op-secret',
+): ControlCredentials {
+  const c: ControlCredentials = {
+    usersFile: path.join(dir, 'users.yaml'),
+    agentKeyFile: path.join(dir, 'agent.key'),
+    operatorPasswordFile: path.join(dir, 'op.pw'),
+    operatorPassword,
+    agentKey,
+  };
+  writeFileSync(c.usersFile, `users:\n  - username: operator\n    password: ${operatorPassword}\n`);
+  writeFileSync(c.agentKeyFile, agentKey);
+  writeFileSync(c.operatorPasswordFile, `${operatorPassword}\n`);
+  return c;
+}
+
+/** The real broker (TCP only, on loopback) with those credentials. */
+export function startControlBroker(
+  c: ControlCredentials,
+  opts: { port?: number; flappingMaxCount?: number } = {},
+): Promise<RunningBroker> {
+  return startBroker({
+    host: '127.0.0.1',
+    mqttPort: opts.port ?? 0,
+    tlsPort: -1,
+    wsPort: -1,
+    wssPort: -1,
+    httpPort: -1,
+    usersFile: c.usersFile,
+    agentKeyFile: c.agentKeyFile,
+    ...(opts.flappingMaxCount === undefined ? {} : { flappingMaxCount: opts.flappingMaxCount }),
+  });
+}
 export const CM_NAME = 'cpu-burst-config';
 
 export async function waitFor<T>(
