@@ -40,6 +40,12 @@ export function openapiV3Doc(
     });
     const ok = { '200': { description: 'OK', content: { 'application/json': { schema: ref } } } };
     const params = [PARAM('name', 'path'), ...(t.namespaced ? [PARAM('namespace', 'path')] : [])];
+    // Query parameters kubectl sends on every write (apply, replace, create, patch).
+    const writeParams = [
+      PARAM('dryRun', 'query'),
+      PARAM('fieldManager', 'query'),
+      PARAM('fieldValidation', 'query'),
+    ];
     const patchTypes = [
       'application/json-patch+json',
       'application/merge-patch+json',
@@ -56,11 +62,7 @@ export function openapiV3Doc(
         operationId: `replace${t.kind}`,
         'x-kubernetes-action': 'put',
         'x-kubernetes-group-version-kind': gvk,
-        parameters: [
-          PARAM('dryRun', 'query'),
-          PARAM('fieldManager', 'query'),
-          PARAM('fieldValidation', 'query'),
-        ],
+        parameters: writeParams,
         requestBody: body(['application/json']),
         responses: ok,
       },
@@ -68,12 +70,7 @@ export function openapiV3Doc(
         operationId: `patch${t.kind}`,
         'x-kubernetes-action': 'patch',
         'x-kubernetes-group-version-kind': gvk,
-        parameters: [
-          PARAM('dryRun', 'query'),
-          PARAM('fieldManager', 'query'),
-          PARAM('fieldValidation', 'query'),
-          PARAM('force', 'query'),
-        ],
+        parameters: [...writeParams, PARAM('force', 'query')],
         requestBody: body(patchTypes),
         responses: ok,
       },
@@ -97,11 +94,7 @@ export function openapiV3Doc(
         operationId: `create${t.kind}`,
         'x-kubernetes-action': 'post',
         'x-kubernetes-group-version-kind': gvk,
-        parameters: [
-          PARAM('dryRun', 'query'),
-          PARAM('fieldManager', 'query'),
-          PARAM('fieldValidation', 'query'),
-        ],
+        parameters: writeParams,
         requestBody: body(['application/json']),
         responses: ok,
       },
