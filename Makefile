@@ -21,7 +21,7 @@ TEST_FILES = $(shell find test -name '*.test.ts' | sort)
 help:
 	@echo "make demo   run the local demo (sets everything up first)"
 	@echo "make test   run the whole test suite (sets everything up first)"
-	@echo "make bench  run the benchmark suite (bench/results/*.json, summary.md, PNGs); BENCH_ARGS="--smoke" or "--only p3""
+	@echo "make bench  run the benchmark suite (bench/results/*.json, summary.md, PNGs); BENCH_ARGS='--smoke' or '--only p3'"
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
