@@ -4,24 +4,24 @@
 //  - the real-kernel write rate of planner + writer and of the whole agent (apply), writes/s.
 import fs from 'node:fs';
 import path from 'node:path';
-import { silentLogger } from '../common/log.js';
-import { Agent } from '../daemon/agent.js';
-import { nodeFs } from '../daemon/cgroup/fs.js';
-import { detectLayout } from '../daemon/cgroup/layout.js';
-import { planWrites } from '../daemon/cgroup/plan.js';
-import { probeCapabilities } from '../daemon/cgroup/probe.js';
-import { readCpu } from '../daemon/cgroup/read.js';
-import { executePlan } from '../daemon/cgroup/write.js';
-import { createAgentMetrics } from '../daemon/metrics.js';
-import { StateStore } from '../daemon/state/store.js';
-import { container, document, makeHarness, podDecision } from '../test/daemon/harness.js';
+import { silentLogger } from '../../common/log.js';
+import { Agent } from '../../daemon/agent.js';
+import { nodeFs } from '../../daemon/cgroup/fs.js';
+import { detectLayout } from '../../daemon/cgroup/layout.js';
+import { planWrites } from '../../daemon/cgroup/plan.js';
+import { probeCapabilities } from '../../daemon/cgroup/probe.js';
+import { readCpu } from '../../daemon/cgroup/read.js';
+import { executePlan } from '../../daemon/cgroup/write.js';
+import { createAgentMetrics } from '../../daemon/metrics.js';
+import { StateStore } from '../../daemon/state/store.js';
+import { container, document, makeHarness, podDecision } from '../../test/daemon/harness.js';
 import {
   CPU,
   realCgroupSkipReason,
   removeTree,
   testParentName,
   V1_ROOT,
-} from '../test/daemon/real-cgroup.js';
+} from '../../test/daemon/real-cgroup.js';
 
 const shm = fs.existsSync('/dev/shm') ? '/dev/shm' : undefined;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { cliArgv } from '../test/support/cli.js';
+import { cliArgv } from '../../test/support/cli.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-broker-bench-'));
 const portsFile = path.join(dir, 'ports.json');

@@ -3,8 +3,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runWatchLoad } from '../test/devcluster/watch-load.js';
-import { spawnCli } from '../test/support/cli.js';
+import { runWatchLoad } from '../../test/devcluster/watch-load.js';
+import { spawnCli } from '../../test/support/cli.js';
 
 const watchers = Number(process.env.WATCHERS ?? 1000);
 const writes = Number(process.env.WRITES ?? 10_000);

@@ -9,10 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startDevCluster } from '../devcluster/index.js';
-import { parseConfigMapData } from '../operator/planner/config.js';
-import { plan } from '../operator/planner/plan.js';
-import { namespace, node, pod, strategy } from '../test/operator/fixtures.js';
+import { startDevCluster } from '../../devcluster/index.js';
+import { parseConfigMapData } from '../../operator/planner/config.js';
+import { plan } from '../../operator/planner/plan.js';
+import { namespace, node, pod, strategy } from '../../test/operator/fixtures.js';
 import {
   exited,
   FakeAgent,
@@ -22,9 +22,9 @@ import {
   startOperator,
   waitFor,
   writeControlCredentials,
-} from '../test/operator/harness.js';
-import { spawnCli } from '../test/support/cli.js';
-import { FakeCgroupFs } from '../test/support/fake-cgroupfs.js';
+} from '../../test/operator/harness.js';
+import { spawnCli } from '../../test/support/cli.js';
+import { FakeCgroupFs } from '../../test/support/fake-cgroupfs.js';
 
 const ANNOTATIONS = Number(process.env.BENCH_ANNOTATIONS ?? 250);
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const duration = Number(process.env.DEMO_BENCH_DURATION ?? 20);
 
 if (!fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us') || process.getuid?.() !== 0) {

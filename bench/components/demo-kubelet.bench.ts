@@ -5,12 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { silentLogger } from '../common/log.js';
-import { summarize } from '../demo/workload/stats.js';
-import { startDevCluster } from '../devcluster/index.js';
-import { allowPlainHttp } from '../devcluster/kubelet/api.js';
-import { destroyTreeSync } from '../devcluster/kubelet/cgroupfs.js';
-import { startMiniKubelet } from '../devcluster/kubelet/kubelet.js';
+import { silentLogger } from '../../common/log.js';
+import { summarize } from '../../demo/workload/stats.js';
+import { startDevCluster } from '../../devcluster/index.js';
+import { allowPlainHttp } from '../../devcluster/kubelet/api.js';
+import { destroyTreeSync } from '../../devcluster/kubelet/cgroupfs.js';
+import { startMiniKubelet } from '../../devcluster/kubelet/kubelet.js';
 
 const CG = '/sys/fs/cgroup';
 if (!fs.existsSync(`${CG}/cpu/cpu.cfs_quota_us`) || process.getuid?.() !== 0) {
