@@ -96,7 +96,31 @@ export const AGENT_FLAGS: FlagSpec[] = [
     type: 'string',
     help: 'shared agent key; the password is derived per node (HMAC of agent:<node>)',
   },
+  {
+    name: 'mqtt-token-file',
+    env: 'MQTT_TOKEN_FILE',
+    type: 'string',
+    help: 'projected ServiceAccount token (audience cpuburst-broker) sent as the MQTT password; re-read on every (re)connect, so a rotated token is picked up',
+  },
   { name: 'mqtt-ca-file', env: 'MQTT_CA_FILE', type: 'string', help: 'CA bundle to verify the broker (TLS)' },
+  {
+    name: 'mqtt-tls-ca',
+    env: 'MQTT_TLS_CA',
+    type: 'string',
+    help: 'CA bundle to verify the broker (same as --mqtt-ca-file); re-read on every (re)connect',
+  },
+  {
+    name: 'mqtt-tls-cert',
+    env: 'MQTT_TLS_CERT',
+    type: 'string',
+    help: 'client certificate for mTLS (CN agent:<node> or SAN URI cpuburst://agent/<node>); re-read on every (re)connect',
+  },
+  {
+    name: 'mqtt-tls-key',
+    env: 'MQTT_TLS_KEY',
+    type: 'string',
+    help: 'private key of --mqtt-tls-cert',
+  },
   { name: 'interval', env: 'INTERVAL_MS', type: 'int', default: 1000, help: 'control-loop interval in ms' },
   {
     name: 'metrics-port',
@@ -141,12 +165,29 @@ function mqttPassword(v: Record<string, unknown>, node: string): string | undefi
   return undefined;
 }
 
+/** Checks the MQTT credential flags: one password source, mTLS cert and key together, over TLS. */
+function checkMqttCredentialFlags(v: Record<string, unknown>): void {
+  const set = (k: string) => typeof v[k] === 'string' && v[k] !== '';
+  const passwordFlags = ['mqttPassword', 'mqttPasswordFile', 'mqttAgentKeyFile'].filter(set);
+  if (set('mqttTokenFile') && passwordFlags.length)
+    throw new FlagError(
+      '--mqtt-token-file cannot be combined with --mqtt-password, --mqtt-password-file or --mqtt-agent-key-file',
+    );
+  if (set('mqttTlsCert') !== set('mqttTlsKey'))
+    throw new FlagError('--mqtt-tls-cert and --mqtt-tls-key must be given together');
+  if (set('mqttCaFile') && set('mqttTlsCa'))
+    throw new FlagError('give the broker CA once: --mqtt-tls-ca or --mqtt-ca-file');
+  if (set('mqttTlsCert') && set('mqttUrl') && !/^(mqtts|wss):/.test(v.mqttUrl as string))
+    throw new FlagError('--mqtt-tls-cert needs an mqtts:// or wss:// --mqtt-url');
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values: v, help } = parseFlags(AGENT_FLAGS, argv);
   if (help) {
     process.stdout.write(formatHelp(USAGE, SUMMARY, AGENT_FLAGS));
     return 0;
   }
+  checkMqttCredentialFlags(v);
   const node = v.nodeName as string | undefined;
   if (!node) throw new FlagError('--node-name (or NODE_NAME) is required');
   if (!isValidNodeName(node))
@@ -242,7 +283,10 @@ async function run(
       node,
       username: (v.mqttUsername as string | undefined) || undefined,
       password: mqttPassword(v, node),
-      caFile: (v.mqttCaFile as string | undefined) || undefined,
+      tokenFile: (v.mqttTokenFile as string | undefined) || undefined,
+      caFile: (v.mqttTlsCa as string | undefined) || (v.mqttCaFile as string | undefined) || undefined,
+      tlsCertFile: (v.mqttTlsCert as string | undefined) || undefined,
+      tlsKeyFile: (v.mqttTlsKey as string | undefined) || undefined,
       log,
       metrics,
       capabilities,

@@ -1,9 +1,11 @@
 // The operator's MQTT adapter: publishes per-node decision documents (retained, QoS 1, as identity
 // `operator`), learns the retained documents (to continue versions after a leader change), and
 // consumes agent acks/status/capabilities/presence, validated with the protocol codecs.
-import { readFileSync } from 'node:fs';
+// With a token file (projected ServiceAccount token) the token is re-read before every reconnect and
+// a refusal is retried with backoff (the file may not have rotated yet); a refused password is final.
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../common/log.js';
+import { readTlsFiles, refreshCredentialsOnReconnect, TokenFile } from '../common/token-file.js';
 import {
   type AckMessage,
   type Capabilities,
@@ -27,6 +29,8 @@ export interface BusOptions {
   url: string;
   username?: string;
   password?: string;
+  /** A projected ServiceAccount token, sent as the password; re-read on every (re)connect. */
+  tokenFile?: string;
   caFile?: string;
   clientId: string;
   log: Logger;
@@ -49,21 +53,39 @@ export class DecisionBus {
   }
 
   async connect(): Promise<void> {
+    const { log } = this.o;
+    const token = this.o.tokenFile ? new TokenFile(this.o.tokenFile, log) : null;
+    const credentials = () => ({
+      ...(token ? { password: token.read() } : {}),
+      ...readTlsFiles({ ca: this.o.caFile }, log),
+    });
+    const minPeriod = 500;
     const opts: IClientOptions = {
       clientId: this.o.clientId,
+      // Informational with a token: the broker derives the identity from the token.
       username: this.o.username ?? identities.operator,
       password: this.o.password,
+      ...credentials(),
       protocolVersion: 5,
       clean: true,
-      reconnectPeriod: 500,
+      reconnectPeriod: minPeriod,
+      reconnectOnConnackError: Boolean(token),
       connectTimeout: 10_000,
       keepalive: 15,
       resubscribe: true,
     };
-    if (this.o.caFile) opts.ca = readFileSync(this.o.caFile);
     const client = mqtt.connect(this.o.url, opts);
     this.client = client;
+    refreshCredentialsOnReconnect(client, credentials);
+    client.on('disconnect', (packet) =>
+      // e.g. 0xA0 "maximum connect time" when the token expires: the reconnect re-reads the file.
+      log.info('MQTT broker sent DISCONNECT', {
+        reasonCode: packet.reasonCode,
+        reason: packet.properties?.reasonString,
+      }),
+    );
     client.on('connect', () => {
+      client.options.reconnectPeriod = minPeriod;
       // Decision documents are often larger than one segment: without this Nagle's algorithm holds the
       // tail of each publish for a delayed ACK (~40 ms on Linux).
       (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
@@ -71,23 +93,36 @@ export class DecisionBus {
       this.o.onConnectionChange?.(true);
     });
     client.on('close', () => this.o.onConnectionChange?.(false));
-    client.on('error', (err) => this.o.log.warn('MQTT client error', { error: err.message }));
+    client.on('error', (err) => {
+      if (token && isAuthRefusal(err)) {
+        // mqtt.js schedules the retry right after this event, with the period set here.
+        client.options.reconnectPeriod = Math.min(30_000, (client.options.reconnectPeriod ?? minPeriod) * 2);
+        log.error('MQTT broker refused the token; retrying with the token file re-read', {
+          url: this.o.url,
+          reasonCode: (err as { code?: unknown }).code,
+          error: err.message,
+          tokenFile: token.path,
+          retryInMs: client.options.reconnectPeriod,
+        });
+      } else log.warn('MQTT client error', { error: err.message });
+    });
     client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
     await new Promise<void>((resolve, reject) => {
+      this.abortConnect = () => {
+        client.removeListener('connect', onOk);
+        client.removeListener('error', onErr);
+        reject(new Error('closed before the first connect'));
+      };
       const onErr = (err: Error) => {
-        // Authentication failures are final; anything else mqtt.js retries.
-        if (
-          (err as any).code === 4 ||
-          (err as any).code === 5 ||
-          (err as any).code === 134 ||
-          (err as any).code === 135
-        ) {
+        // A refused password is final; with a token file, and for anything else, mqtt.js retries.
+        if (!token && isAuthRefusal(err)) {
           client.removeListener('connect', onOk);
           reject(err);
         }
       };
       const onOk = () => {
         client.removeListener('error', onErr);
+        this.abortConnect = undefined;
         resolve();
       };
       client.once('connect', onOk);
@@ -111,6 +146,8 @@ export class DecisionBus {
   }
 
   private onRetainedArrive: () => void = () => {};
+  /** Rejects a first connect still waiting (close() during start-up, e.g. SIGTERM). */
+  private abortConnect: (() => void) | undefined;
 
   private onMessage(topic: string, payload: Buffer, retain: boolean): void {
     const t = parseNodeTopic(topic);
@@ -159,8 +196,16 @@ export class DecisionBus {
   }
 
   async close(): Promise<void> {
+    this.abortConnect?.();
+    this.abortConnect = undefined;
     const c = this.client;
     this.client = undefined;
     if (c) await c.endAsync(false).catch(() => c.end(true));
   }
+}
+
+/** CONNACK refusals for credentials: 3.1.1 codes 4/5, MQTT 5 0x86/0x87. */
+function isAuthRefusal(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 4 || code === 5 || code === 134 || code === 135;
 }

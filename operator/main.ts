@@ -39,6 +39,12 @@ export const FLAGS: FlagSpec[] = [
     help: 'file holding the MQTT password (wins over --mqtt-password)',
   },
   {
+    name: 'mqtt-token-file',
+    env: 'MQTT_TOKEN_FILE',
+    type: 'string',
+    help: 'projected ServiceAccount token (audience cpuburst-broker) sent as the MQTT password; re-read on every (re)connect, so a rotated token is picked up',
+  },
+  {
     name: 'mqtt-ca-file',
     env: 'MQTT_CA_FILE',
     type: 'string',
@@ -168,6 +174,9 @@ export async function main(argv: string[]): Promise<number | undefined> {
       throw new FlagError(`--${k === 'probePort' ? 'probe' : 'metrics'}-port out of range`);
   const identity = (f.identity as string | undefined) || `${os.hostname()}-${process.pid}`;
   const log = createLogger({ component: 'operator', level: f.logLevel as string });
+  const tokenFile = (f.mqttTokenFile as string | undefined) || undefined;
+  if (tokenFile && (f.mqttPassword || f.mqttPasswordFile))
+    throw new FlagError('--mqtt-token-file cannot be combined with --mqtt-password or --mqtt-password-file');
   let password = f.mqttPassword as string | undefined;
   if (f.mqttPasswordFile) {
     try {
@@ -189,6 +198,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
       url: f.mqttUrl as string,
       username: f.mqttUsername as string,
       password,
+      tokenFile,
       caFile: f.mqttCaFile as string | undefined,
     },
     configMapName: f.configMapName as string,
@@ -233,35 +243,45 @@ export async function main(argv: string[]): Promise<number | undefined> {
     leaderElect: Boolean(elector),
   });
 
+  // Signals are handled from here on: with a token file the first connect may wait for the file.
+  let stopping = false;
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => {
+    resolveDone = r;
+  });
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('Shutting down', { signal });
+    await elector?.stop();
+    await controller.stop();
+    await bus.close();
+    await probes.close();
+    await metricsServer.close();
+    resolveDone(0);
+  };
+  const onTerm = () => void stop('SIGTERM');
+  const onInt = () => void stop('SIGINT');
+  process.once('SIGTERM', onTerm);
+  process.once('SIGINT', onInt);
+
   controller.start();
   try {
     await bus.connect();
   } catch (err) {
+    if (stopping) return done;
     // Only refusals that retrying cannot fix end up here (bad credentials, not authorized).
     log.error('Cannot connect to the MQTT broker', { url: f.mqttUrl, error: (err as Error).message });
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
     await controller.stop();
     await bus.close();
     await probes.close();
     await metricsServer.close();
     return 1;
   }
+  if (stopping) return done;
   if (elector) elector.start();
   else void lead();
-
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info('Shutting down', { signal });
-      await elector?.stop();
-      await controller.stop();
-      await bus.close();
-      await probes.close();
-      await metricsServer.close();
-      resolve(0);
-    };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
-  });
+  return done;
 }

@@ -13,7 +13,7 @@ export interface WiringOptions
   metrics: OperatorMetrics;
   /** This replica: the Event reporting instance and the MQTT client id suffix. */
   identity: string;
-  mqtt: { url: string; username?: string; password?: string; caFile?: string };
+  mqtt: { url: string; username?: string; password?: string; tokenFile?: string; caFile?: string };
 }
 
 export interface OperatorWiring {
@@ -31,6 +31,7 @@ export function wireOperator(o: WiringOptions): OperatorWiring {
     url: mqtt.url,
     username: mqtt.username,
     password: mqtt.password,
+    tokenFile: mqtt.tokenFile,
     caFile: mqtt.caFile,
     clientId: `cpuburst-operator-${identity}`.slice(0, 128),
     log,

@@ -2,9 +2,11 @@
 // on connect retained Presence online + Capabilities, subscribe to its node's decisions (QoS 1);
 // acks (QoS 1) and retained status. Reconnects with exponential backoff; while the broker is
 // away the agent keeps enforcing the last applied document (the loop does not depend on this).
-import fs from 'node:fs';
+// Credentials that rotate on disk (a ServiceAccount token file, mTLS cert/key/CA) are re-read before
+// every reconnect; a refused CONNECT is retried too (the next attempt re-reads the token).
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../../common/log.js';
+import { readTlsFiles, refreshCredentialsOnReconnect, TokenFile } from '../../common/token-file.js';
 import {
   type AckMessage,
   type Capabilities,
@@ -25,7 +27,12 @@ export interface MqttLinkOptions {
   node: string;
   username?: string;
   password?: string;
+  /** A projected ServiceAccount token, sent as the password; re-read on every (re)connect. */
+  tokenFile?: string;
   caFile?: string;
+  /** Client certificate and key for mTLS (identity from the certificate); re-read on every (re)connect. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
   log: Logger;
   metrics: AgentMetrics;
   capabilities: () => Capabilities;
@@ -61,14 +68,23 @@ export class MqttLink {
     const { node, log } = this.o;
     const min = this.o.minBackoffMs ?? 1000;
     const max = this.o.maxBackoffMs ?? 30_000;
+    const token = this.o.tokenFile ? new TokenFile(this.o.tokenFile, log) : null;
+    const credentials = () => ({
+      ...(token ? { password: token.read() } : {}),
+      ...readTlsFiles({ cert: this.o.tlsCertFile, key: this.o.tlsKeyFile, ca: this.o.caFile }, log),
+    });
     const opts: IClientOptions = {
       clientId: `cpuburst-agent-${node}`.slice(0, 128),
+      // Informational: the broker derives the identity from the token or certificate, not from this.
       username: this.o.username ?? identities.agent(node),
       password: this.o.password,
+      ...credentials(),
       protocolVersion: 5,
       clean: true,
       keepalive: 15,
       reconnectPeriod: min,
+      // A refusal (expired or not yet rotated token, broker not ready for us) is retried with backoff.
+      reconnectOnConnackError: true,
       connectTimeout: 10_000,
       will: {
         topic: topics.presence(node),
@@ -77,9 +93,9 @@ export class MqttLink {
         retain: true,
       },
     };
-    if (this.o.caFile) opts.ca = fs.readFileSync(this.o.caFile);
     const client = mqtt.connect(this.o.url, opts);
     this.client = client;
+    refreshCredentialsOnReconnect(client, credentials);
     client.on('connect', () => {
       this.connected = true;
       this.backoff = min;
@@ -104,7 +120,25 @@ export class MqttLink {
       this.backoff = Math.min(max, this.backoff * 2);
       client.options.reconnectPeriod = this.backoff;
     });
-    client.on('error', (err) => log.warn('MQTT error', { error: err.message }));
+    client.on('disconnect', (packet) =>
+      // e.g. 0xA0 "maximum connect time" when the token expires: the reconnect re-reads the file.
+      log.info('MQTT broker sent DISCONNECT', {
+        reasonCode: packet.reasonCode,
+        reason: packet.properties?.reasonString,
+      }),
+    );
+    client.on('error', (err) => {
+      const code = (err as { code?: unknown }).code;
+      if (code === 4 || code === 5 || code === 134 || code === 135)
+        log.error('MQTT broker refused the credentials; retrying', {
+          url: this.o.url,
+          reasonCode: code,
+          error: err.message,
+          tokenFile: this.o.tokenFile,
+          certFile: this.o.tlsCertFile,
+        });
+      else log.warn('MQTT error', { error: err.message });
+    });
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
   }
 

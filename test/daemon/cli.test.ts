@@ -40,6 +40,10 @@ describe('cpuburst agent CLI', { timeout: 120_000 }, () => {
       '--mqtt-url',
       '--mqtt-agent-key-file',
       '--mqtt-ca-file',
+      '--mqtt-token-file',
+      '--mqtt-tls-cert',
+      '--mqtt-tls-key',
+      '--mqtt-tls-ca',
       '--interval',
       '--metrics-port',
       '--restore-all',
@@ -57,6 +61,24 @@ describe('cpuburst agent CLI', { timeout: 120_000 }, () => {
     ]);
     assert.equal(noTree.code, 1);
     assert.match(noTree.stdout, /Cannot find the kubelet cgroup tree/);
+  });
+
+  it('refuses contradictory MQTT credential flags with exit 2', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--mqtt-token-file=/t', '--mqtt-agent-key-file=/k'], /--mqtt-token-file cannot be combined/],
+      [['--mqtt-token-file=/t', '--mqtt-password=x'], /--mqtt-token-file cannot be combined/],
+      [['--mqtt-tls-cert=/c'], /--mqtt-tls-cert and --mqtt-tls-key must be given together/],
+      [
+        ['--mqtt-url=mqtt://127.0.0.1:1', '--mqtt-tls-cert=/c', '--mqtt-tls-key=/k'],
+        /needs an mqtts:\/\/ or wss:\/\//,
+      ],
+      [['--mqtt-tls-ca=/a', '--mqtt-ca-file=/b'], /give the broker CA once/],
+    ];
+    for (const [flags, re] of cases) {
+      const r = await runCli(['agent', '--node-name=n1', '--metrics-port=-1', ...flags]);
+      assert.equal(r.code, 2, `${flags.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+    }
   });
 
   describe('with a decisions file', () => {

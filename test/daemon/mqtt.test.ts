@@ -1,6 +1,8 @@
 // The real agent process (spawned through the CLI) against an in-process aedes broker: retained
 // decision → applied to a fake cgroupfs → ack, status, capabilities, presence; garbage ignored;
 // keeps enforcing while the broker is down; reconnects; Last Will fires when it is killed.
+// With --mqtt-token-file: a missing file is logged and retried, and a token rotated on disk is the
+// one sent on the next reconnect (the broker drops the connection when a token expires).
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,6 +15,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { encode, topics, verifyAgentPassword } from '../../protocol/index.js';
 import { spawnCli } from '../support/cli.js';
 import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
+import { startTokenBroker } from '../support/token-broker.js';
 import { container, document, podDecision } from './harness.js';
 
 const KEY = 'test-agent-key-0123456789';
@@ -216,5 +219,72 @@ describe('agent over MQTT (spawned process, in-process aedes)', { timeout: 120_0
     assert.equal(code, 0, agentLog);
     assert.deepEqual(fake.values(c1), before);
     await until('offline on graceful stop', () => last('presence')?.body?.online === false);
+  });
+});
+
+describe('agent with --mqtt-token-file (spawned process)', { timeout: 120_000 }, () => {
+  const fake = FakeCgroupFs.create({ version: 2 });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-mqtt-token-'));
+  const tokenFile = path.join(tmp, 'token');
+  let broker: Awaited<ReturnType<typeof startTokenBroker>>;
+  let agent: ChildProcess | null = null;
+  let agentLog = '';
+  const logLines = () =>
+    agentLog
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, any>);
+  after(async () => {
+    if (agent && agent.exitCode === null) agent.kill('SIGKILL');
+    await broker?.close();
+    fake.cleanup();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('logs a missing token file and retries; connects once it appears; a rotated token is used on reconnect', async () => {
+    broker = await startTokenBroker(['token-1']);
+    agent = spawnCli([
+      'agent',
+      `--node-name=${NODE}`,
+      `--cgroup-root=${fake.root}`,
+      `--state-dir=${path.join(tmp, 'state')}`,
+      `--proc-root=${fake.procRoot}`,
+      `--mqtt-url=${broker.url}`,
+      `--mqtt-token-file=${tokenFile}`,
+      '--interval=200',
+      '--metrics-port=-1',
+    ]);
+    agent.stdout?.on('data', (d) => {
+      agentLog += d;
+    });
+    agent.stderr?.on('data', (d) => {
+      agentLog += d;
+    });
+    const missing = await until('missing token file logged', () =>
+      logLines().find((l) => /Cannot read the MQTT token file/.test(l.message)),
+    );
+    assert.equal(missing.file, tokenFile);
+    assert.equal(missing.error, 'the file does not exist');
+    await until('a refused attempt without a token', () =>
+      broker.attempts.some((a) => a.password === '' && !a.ok),
+    );
+    assert.equal(agent.exitCode, null, 'still running');
+    fs.writeFileSync(tokenFile, 'token-1\n');
+    await until('connected with token-1', () => broker.accepted().includes('token-1'), 60_000);
+    assert.equal(broker.attempts.find((a) => a.ok)!.username, `agent:${NODE}`);
+    // Rotation on disk, then the broker drops the connection as the old token expires.
+    fs.writeFileSync(tokenFile, 'token-2\n');
+    broker.valid = new Set(['token-2']);
+    broker.kick();
+    await until('reconnected with token-2', () => broker.accepted().at(-1) === 'token-2', 60_000);
+    assert.deepEqual(broker.accepted(), ['token-1', 'token-2']);
+    assert.ok(
+      logLines().some((l) => l.message === 'Read the MQTT token file' && l.rotated === true),
+      agentLog,
+    );
+    assert.ok(!agentLog.includes('token-2'), 'the token is never logged');
+    agent.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => agent!.once('exit', (c) => r(c)));
+    assert.equal(code, 0, agentLog);
   });
 });

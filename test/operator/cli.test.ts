@@ -10,6 +10,7 @@ import type { RunningBroker } from '../../broker/server.js';
 import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
 import { deriveAgentPassword } from '../../protocol/index.js';
 import { runCli, spawnCli } from '../support/cli.js';
+import { startTokenBroker, type TokenBroker } from '../support/token-broker.js';
 import { pod } from './fixtures.js';
 import {
   CM_NS,
@@ -33,6 +34,7 @@ describe('cpuburst operator flags', () => {
       '--kubeconfig',
       '--mqtt-url',
       '--mqtt-password-file',
+      '--mqtt-token-file',
       '--config-map-name',
       '--leader-elect',
       '--probe-port',
@@ -219,5 +221,90 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
     assert.equal(await exited(child!), 0);
     const lease = cluster.store.get('coordination.k8s.io/v1', 'Lease', 'cpuburst-operator', CM_NS) as any;
     assert.equal(lease.spec.holderIdentity ?? '', '');
+  });
+});
+
+describe('cpuburst operator with --mqtt-token-file', { timeout: 120_000 }, () => {
+  let cluster: DevCluster;
+  let broker: TokenBroker;
+  let dir: string;
+  let kubeconfig: string;
+  const children: Array<ReturnType<typeof spawnCli>> = [];
+  const spawnOperator = (tokenFile: string, identity: string) => {
+    const child = spawnCli([
+      'operator',
+      `--kubeconfig=${kubeconfig}`,
+      `--mqtt-url=${broker.url}`,
+      `--mqtt-token-file=${tokenFile}`,
+      `--config-map-namespace=${CM_NS}`,
+      `--identity=${identity}`,
+      '--no-leader-elect',
+      '--probe-port=0',
+      '--metrics-port=0',
+    ]);
+    children.push(child);
+    return { child, logs: jsonLines(child) };
+  };
+
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-operator-token-'));
+    kubeconfig = path.join(dir, 'kubeconfig');
+    cluster = await startDevCluster({ kubeconfigPath: kubeconfig });
+    await seedCluster(cluster, ['node-a']);
+    broker = await startTokenBroker();
+  });
+  after(async () => {
+    for (const c of children)
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill('SIGKILL');
+        await exited(c);
+      }
+    await broker?.close();
+    await cluster?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a token flag plus a password flag exits 2', async () => {
+    const r = await runCli(['operator', '--mqtt-token-file=/t', '--mqtt-password=x']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--mqtt-token-file cannot be combined/);
+  });
+
+  it('a missing token file is logged and retried (not an exit); SIGTERM still stops it with 0', async () => {
+    const { child, logs } = spawnOperator(path.join(dir, 'never'), 'op-missing');
+    await waitFor(
+      'missing file logged',
+      () => logs.find((l) => /Cannot read the MQTT token file/.test(l.message)),
+      60_000,
+    );
+    await waitFor('refusal logged', () => logs.find((l) => /refused the token; retrying/.test(l.message)));
+    assert.equal(child.exitCode, null, 'keeps retrying');
+    child.kill('SIGTERM');
+    assert.equal(await exited(child), 0);
+  });
+
+  it('connects once the file appears; a token rotated on disk is used on the next reconnect', async () => {
+    const file = path.join(dir, 'token');
+    const { child, logs } = spawnOperator(file, 'op-token');
+    await waitFor('missing file logged', () => logs.find((l) => /Cannot read/.test(l.message)), 60_000);
+    writeFileSync(file, 'op-token-1');
+    broker.valid = new Set(['op-token-1']);
+    await waitFor('connected', () => broker.accepted().includes('op-token-1'), 40_000);
+    const started = await waitFor('Started operator', () =>
+      logs.find((l) => l.message === 'Started operator'),
+    );
+    await waitFor(
+      '/readyz 200',
+      async () => (await fetch(`http://127.0.0.1:${started.probePort}/readyz`)).status === 200,
+      20_000,
+    );
+    writeFileSync(file, 'op-token-2');
+    broker.valid = new Set(['op-token-2']);
+    broker.kick();
+    await waitFor('reconnected with op-token-2', () => broker.accepted().at(-1) === 'op-token-2', 40_000);
+    assert.ok(!broker.attempts.some((a) => a.password === 'op-token-1' && !a.ok), 'old token not resent');
+    assert.equal(broker.attempts.find((a) => a.ok)!.username, 'operator');
+    child.kill('SIGTERM');
+    assert.equal(await exited(child), 0);
   });
 });
