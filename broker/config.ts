@@ -5,6 +5,7 @@ import { Ajv } from 'ajv';
 import YAML from 'yaml';
 import { FlagError, type FlagSpec, type FlagValues } from '../common/flags.js';
 import { AUTHENTICATORS, type AuthenticatorName } from './auth/chain.js';
+import { SA_VERIFY_MODES, type SaVerifyMode } from './auth/k8s-token.js';
 
 export interface BrokerConfig {
   host: string;
@@ -25,6 +26,16 @@ export interface BrokerConfig {
   jwtPublicKeyFile?: string;
   authHttpUrl?: string;
   authChain: AuthenticatorName[];
+  kubeconfig?: string;
+  saVerify: SaVerifyMode;
+  saAudience: string;
+  saAgent?: string; // <namespace>/<name>
+  saOperator?: string;
+  saAllowOther: boolean;
+  saIssuer?: string;
+  saJwksRefreshSeconds: number;
+  saPodCacheSeconds: number;
+  tlsOperatorCert: boolean;
   redisUrl?: string;
   dataDir?: string; // unset = in-memory (tests); the CLI defaults it
   brokerId: string;
@@ -51,6 +62,12 @@ export const DEFAULTS: BrokerConfig = {
   httpPort: 18083,
   allowAnonymous: false,
   authChain: ['password', 'agent-key', 'jwt', 'http'],
+  saVerify: 'auto',
+  saAudience: 'cpuburst-broker',
+  saAllowOther: false,
+  saJwksRefreshSeconds: 300,
+  saPodCacheSeconds: 10,
+  tlsOperatorCert: false,
   brokerId: 'cpuburst-broker',
   maxPayloadBytes: 1024 * 1024,
   connRate: 1000,
@@ -171,7 +188,67 @@ export const FLAGS: FlagSpec[] = [
     name: 'auth-chain',
     env: 'BROKER_AUTH_CHAIN',
     type: 'list',
-    help: 'authenticator order (default password,agent-key,jwt,http)',
+    help: 'authenticator order of password, agent-key, jwt, http, k8s-token, tls-cert (default password,agent-key,jwt,http)',
+  },
+  {
+    name: 'kubeconfig',
+    env: 'KUBECONFIG',
+    type: 'string',
+    help: 'kubeconfig for k8s-token (else in-cluster, else ~/.kube/config)',
+  },
+  {
+    name: 'sa-verify',
+    env: 'BROKER_SA_VERIFY',
+    type: 'string',
+    help: 'k8s-token verification: jwks, tokenreview or auto (JWKS, TokenReview when the JWKS is unavailable; default)',
+  },
+  {
+    name: 'sa-audience',
+    env: 'BROKER_SA_AUDIENCE',
+    type: 'string',
+    help: 'audience a ServiceAccount token must carry (default cpuburst-broker)',
+  },
+  {
+    name: 'sa-agent',
+    env: 'BROKER_SA_AGENT',
+    type: 'string',
+    help: "<namespace>/<name> of the agents' ServiceAccount: its tokens become agent:<node of the bound pod>",
+  },
+  {
+    name: 'sa-operator',
+    env: 'BROKER_SA_OPERATOR',
+    type: 'string',
+    help: "<namespace>/<name> of the operator's ServiceAccount: its tokens become operator",
+  },
+  {
+    name: 'sa-allow-other',
+    env: 'BROKER_SA_ALLOW_OTHER',
+    type: 'bool',
+    help: 'accept other ServiceAccounts as IoT identities sa:<ns>:<name> (never cpuburst/); refused by default',
+  },
+  {
+    name: 'sa-issuer',
+    env: 'BROKER_SA_ISSUER',
+    type: 'string',
+    help: "expected token issuer (default: the issuer of the API server's OIDC discovery)",
+  },
+  {
+    name: 'sa-jwks-refresh-seconds',
+    env: 'BROKER_SA_JWKS_REFRESH_SECONDS',
+    type: 'int',
+    help: 'how often the issuer JWKS is re-read (also on an unknown kid; default 300)',
+  },
+  {
+    name: 'sa-pod-cache-seconds',
+    env: 'BROKER_SA_POD_CACHE_SECONDS',
+    type: 'int',
+    help: 'how long a bound pod lookup / TokenReview is cached; a deleted pod is refused within it (default 10, 0 = off)',
+  },
+  {
+    name: 'tls-operator-cert',
+    env: 'BROKER_TLS_OPERATOR_CERT',
+    type: 'bool',
+    help: 'tls-cert: a client certificate with CN exactly "operator" becomes operator',
   },
   {
     name: 'redis-url',
@@ -256,6 +333,11 @@ export const FLAGS: FlagSpec[] = [
 
 const port = { type: 'integer', minimum: -1, maximum: 65535 };
 const str = { type: 'string', minLength: 1 };
+// <namespace>/<name>, both DNS labels/subdomains as Kubernetes spells them
+const serviceAccount = {
+  type: 'string',
+  pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$',
+};
 export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -278,6 +360,16 @@ export const CONFIG_SCHEMA = {
     jwtPublicKeyFile: str,
     authHttpUrl: { type: 'string', pattern: '^https?://' },
     authChain: { type: 'array', items: { enum: AUTHENTICATORS }, uniqueItems: true },
+    kubeconfig: str,
+    saVerify: { enum: SA_VERIFY_MODES },
+    saAudience: str,
+    saAgent: serviceAccount,
+    saOperator: serviceAccount,
+    saAllowOther: { type: 'boolean' },
+    saIssuer: str,
+    saJwksRefreshSeconds: { type: 'integer', minimum: 1 },
+    saPodCacheSeconds: { type: 'integer', minimum: 0 },
+    tlsOperatorCert: { type: 'boolean' },
     redisUrl: { type: 'string', pattern: '^rediss?://' },
     dataDir: str,
     brokerId: { type: 'string', pattern: '^[A-Za-z0-9._-]+$' },
@@ -331,5 +423,22 @@ export function buildConfig(values: FlagValues): BrokerConfig {
   }
   if (values.mqtt === false) fromFlags.mqttPort = -1;
   const merged = { ...fromFile, ...checkConfig(fromFlags, 'flags') };
-  return { ...DEFAULTS, ...merged };
+  const cfg = { ...DEFAULTS, ...merged };
+  const problem = crossCheck(cfg);
+  if (problem) throw new FlagError(problem);
+  return cfg;
+}
+
+/** Settings that only make sense together; null when the config is coherent. */
+export function crossCheck(cfg: BrokerConfig): string | null {
+  if (cfg.authChain.includes('k8s-token') && !cfg.saAgent && !cfg.saOperator && !cfg.saAllowOther) {
+    return 'auth chain k8s-token needs --sa-agent, --sa-operator or --sa-allow-other';
+  }
+  if (cfg.authChain.includes('tls-cert') && !cfg.tlsCa) {
+    return 'auth chain tls-cert needs --tls-ca (the CA that signs client certificates)';
+  }
+  if (cfg.saAgent && cfg.saAgent === cfg.saOperator) {
+    return '--sa-agent and --sa-operator must be different ServiceAccounts';
+  }
+  return null;
 }

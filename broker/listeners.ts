@@ -40,6 +40,11 @@ function tlsOptions(cfg: BrokerConfig): tls.TlsOptions {
     if (!cfg.tlsCa) throw new Error('--tls-require-client-cert needs --tls-ca');
     opts.requestCert = true;
     opts.rejectUnauthorized = true;
+  } else if (cfg.tlsCa && cfg.authChain.includes('tls-cert')) {
+    // Ask for a certificate but let the tls-cert authenticator refuse an untrusted one with a
+    // reason (cert_invalid) instead of a bare handshake failure; clients without one go on.
+    opts.requestCert = true;
+    opts.rejectUnauthorized = false;
   }
   return opts;
 }

@@ -1,5 +1,6 @@
 // Prometheus metrics of the broker, on a dedicated registry (prefix cpuburst_broker_).
 import { Counter, Gauge, Registry } from 'prom-client';
+import { REFUSAL_REASONS } from './auth/refusals.js';
 
 export function createMetrics() {
   const registry = new Registry();
@@ -39,6 +40,17 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    authRefusals: new Counter({
+      name: 'cpuburst_broker_auth_refusals_total',
+      help: 'ServiceAccount tokens and client certificates refused, by reason (expired, bad_audience, pod_gone, ...)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    tokenExpiries: new Counter({
+      name: 'cpuburst_broker_credential_expiry_disconnects_total',
+      help: 'Clients disconnected because their token or certificate expired',
+      registers: [registry],
+    }),
     aclDenials: new Counter({
       name: 'cpuburst_broker_acl_denials_total',
       help: 'ACL denials by action (publish, subscribe)',
@@ -56,6 +68,8 @@ export function createMetrics() {
       registers: [registry],
     }),
   };
+  // Every reason exists from the start, so dashboards and rate() see 0 rather than no series.
+  for (const reason of REFUSAL_REASONS) m.authRefusals.inc({ reason }, 0);
   return m;
 }
 

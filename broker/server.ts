@@ -4,13 +4,17 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes';
 import mqttPacket from 'mqtt-packet';
+import { loadKubeConfig } from '../common/kubeconfig.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { type Acl, type AclAction, type AclRule, checkAcl, matchRules, parseAcl } from './acl.js';
 import { type AuthSources, authenticate } from './auth/chain.js';
 import { loadPublicKey } from './auth/jwt.js';
+import { K8sTokenAuthenticator } from './auth/k8s-token.js';
+import { type KubeAuthApi, kubeAuthApi } from './auth/kube-api.js';
+import { peerOf } from './auth/tls-cert.js';
 import { loadUsers } from './auth/users.js';
-import { type BrokerConfig, DEFAULTS } from './config.js';
+import { type BrokerConfig, crossCheck, DEFAULTS } from './config.js';
 import { allowForward, controlPublish, controlSubscribe, isControlIdentity } from './control-acl.js';
 import { startHttpApi } from './http-api.js';
 import { BanList, type Clock, FlappingDetector, TokenBucket } from './limits.js';
@@ -39,6 +43,9 @@ export interface ClientInfo {
   connectedAt: number;
   bucket: TokenBucket;
   protocol: string;
+  /** epoch ms when the client's token/certificate expires (it is disconnected then) */
+  expiresAt?: number;
+  expiryTimer?: NodeJS.Timeout;
 }
 
 export interface RunningBroker {
@@ -54,6 +61,8 @@ export interface RunningBroker {
 export interface StartOptions {
   log?: Logger;
   clock?: Clock;
+  /** the Kubernetes API for k8s-token (default: from cfg.kubeconfig, else in-cluster) */
+  kubeAuthApi?: KubeAuthApi;
 }
 
 // MQTT 5 reason codes used on the wire (3.1.1 clients are disconnected instead).
@@ -62,7 +71,11 @@ export const RC = {
   PACKET_TOO_LARGE: 0x95,
   MESSAGE_RATE_TOO_HIGH: 0x96,
   TOPIC_NAME_INVALID: 0x90,
+  MAXIMUM_CONNECT_TIME: 0xa0,
 } as const;
+
+/** setTimeout's limit; a later expiry is re-armed when this fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const DELAY_PREFIX = '$delay/';
 const MAX_DELAY_SECONDS = 2_147_483; // setTimeout's 2^31-1 ms limit
@@ -81,6 +94,8 @@ export async function startBroker(
   opts: StartOptions = {},
 ): Promise<RunningBroker> {
   const cfg: BrokerConfig = { ...DEFAULTS, ...partial };
+  const incoherent = crossCheck(cfg);
+  if (incoherent) throw new Error(incoherent);
   const log = opts.log ?? silentLogger('broker');
   const clock = opts.clock ?? Date.now;
   const metrics = createMetrics();
@@ -113,6 +128,29 @@ export async function startBroker(
     if (cfg.jwtPublicKeyFile) auth.jwt.publicKey = loadPublicKey(readFileSync(cfg.jwtPublicKeyFile, 'utf8'));
   }
   if (cfg.authHttpUrl) auth.httpUrl = cfg.authHttpUrl;
+  auth.tlsOperatorCert = cfg.tlsOperatorCert;
+  let k8sToken: K8sTokenAuthenticator | undefined;
+  if (cfg.authChain.includes('k8s-token')) {
+    const chain = cfg.authChain;
+    k8sToken = new K8sTokenAuthenticator(
+      {
+        verify: cfg.saVerify,
+        audience: cfg.saAudience,
+        agentServiceAccount: cfg.saAgent,
+        operatorServiceAccount: cfg.saOperator,
+        allowOther: cfg.saAllowOther,
+        issuer: cfg.saIssuer,
+        jwksRefreshSec: cfg.saJwksRefreshSeconds,
+        podCacheSec: cfg.saPodCacheSeconds,
+        passForeignIssuers: auth.jwt !== undefined && chain.indexOf('jwt') > chain.indexOf('k8s-token'),
+      },
+      { api: opts.kubeAuthApi ?? kubeAuthApi(loadKubeConfig(cfg.kubeconfig)), clock, log },
+    );
+    auth.k8sToken = k8sToken;
+    // The first JWKS fetch happens now; failing it is not fatal (auto falls back to TokenReview,
+    // jwks retries on the next token), so the broker can start before the API is reachable.
+    await k8sToken.start();
+  }
   const apiKey = cfg.apiKeyFile ? readSecret(cfg.apiKeyFile).toString() : cfg.apiKey;
 
   const store = await openStore({ dataDir: cfg.dataDir, redisUrl: cfg.redisUrl, log });
@@ -134,6 +172,29 @@ export async function startBroker(
       if (own) return own === 'allow';
     }
     return acl ? checkAcl(acl, subject, action, topic) === 'allow' : true;
+  }
+
+  /** Closes the connection when its credential expires (MQTT 5: DISCONNECT 0xA0 maximum connect time). */
+  function armExpiry(client: Client, info: ClientInfo): void {
+    clearTimeout(info.expiryTimer);
+    const left = info.expiresAt! - clock();
+    info.expiryTimer = setTimeout(
+      () => {
+        if (clock() < info.expiresAt!) return armExpiry(client, info);
+        info.expiryTimer = undefined;
+        if (client.closed) return;
+        metrics.tokenExpiries.inc();
+        log.info('Disconnected client: credential expired', {
+          clientId: client.id,
+          identity: info.identity,
+          by: info.by,
+          expiredAt: new Date(info.expiresAt!).toISOString(),
+        });
+        client.disconnect({ reasonCode: RC.MAXIMUM_CONNECT_TIME });
+      },
+      Math.min(Math.max(left, 0), MAX_TIMER_MS),
+    );
+    info.expiryTimer.unref();
   }
 
   /** Drops a publish and tells the client in the way its protocol version allows. */
@@ -202,15 +263,43 @@ export async function startBroker(
         const err = Object.assign(new Error('banned'), { returnCode: 5 as const });
         return done(err, false);
       }
-      authenticate(auth, { username, password, clientId: client.id, ip }).then(
+      const peer = peerOf(client.conn, client.req?.socket);
+      authenticate(auth, { username, password, clientId: client.id, ip, peer }).then(
         (out) => {
           if (!out.ok) {
             metrics.authFailures.inc({ reason: out.badCredentials ? 'bad_credentials' : 'not_authorized' });
-            log.warn('Refused connection', { clientId: client.id, username, ip, reason: out.reason });
+            if (out.refusal) {
+              metrics.authRefusals.inc({ reason: out.refusal });
+              log.warn('Refused connection', {
+                clientId: client.id,
+                username,
+                ip,
+                reason: out.refusal,
+                detail: out.reason,
+              });
+            } else log.warn('Refused connection', { clientId: client.id, username, ip, reason: out.reason });
             const err = Object.assign(new Error(out.reason), {
-              returnCode: (out.badCredentials ? 4 : 5) as 4 | 5,
+              returnCode: out.returnCode ?? ((out.badCredentials ? 4 : 5) as 4 | 5),
             });
             return done(err, false);
+          }
+          // A client id held by a control identity is not taken over by another identity (a
+          // valid IoT token must not kick the operator or an agent off by reusing its client id).
+          const holder = aedesRef?.clients[client.id];
+          const held = holder && holder !== client ? infoOf.get(holder)?.identity : undefined;
+          if (held && held !== out.identity && isControlIdentity(held)) {
+            metrics.authFailures.inc({ reason: 'not_authorized' });
+            log.warn('Refused connection', {
+              clientId: client.id,
+              username,
+              ip,
+              identity: out.identity,
+              reason: `client id is in use by ${held}`,
+            });
+            return done(
+              Object.assign(new Error('client id in use by another identity'), { returnCode: 5 as const }),
+              false,
+            );
           }
           const info: ClientInfo = {
             identity: out.identity,
@@ -221,6 +310,7 @@ export async function startBroker(
             connectedAt: clock(),
             bucket: new TokenBucket(cfg.msgRate, Math.max(cfg.msgRate * 2, 1), clock),
             protocol: `mqtt-v${client.version}`,
+            expiresAt: out.expiresAt,
           };
           clients.set(client, info);
           infoOf.set(client, info);
@@ -240,6 +330,14 @@ export async function startBroker(
               false,
             );
           }
+          if (out.detail)
+            log.debug('Verified client credential', {
+              clientId: client.id,
+              identity: out.identity,
+              by: out.by,
+              ...out.detail,
+            });
+          if (info.expiresAt !== undefined) armExpiry(client, info);
           done(null, true);
         },
         (err: Error) => done(Object.assign(err, { returnCode: 3 as const }), false),
@@ -351,6 +449,7 @@ export async function startBroker(
     const info = clients.get(client);
     log.info('Client connected', {
       clientId: client.id,
+      identity: info?.identity,
       username: info?.username,
       ip: info?.ip,
       by: info?.by,
@@ -362,6 +461,7 @@ export async function startBroker(
     // A persistent session keeps its group seats (aedes restores the plain filter on reconnect).
     if (client.clean) shared.drop(client.id);
     const info = infoOf.get(client);
+    clearTimeout(info?.expiryTimer);
     clients.delete(client);
     log.info('Client disconnected', { clientId: client.id, username: info?.username });
     // Control identities are authenticated and must not be locked out of the control plane for
@@ -390,7 +490,12 @@ export async function startBroker(
   function attach(stream: import('node:stream').Duplex, req?: import('node:http').IncomingMessage): void {
     const client = aedes.handle(stream, req);
     // A connection that ends without a clean `clientDisconnect` must not stay listed.
-    stream.once('close', () => setImmediate(() => clients.delete(client)));
+    stream.once('close', () =>
+      setImmediate(() => {
+        clearTimeout(infoOf.get(client)?.expiryTimer);
+        clients.delete(client);
+      }),
+    );
     const parser = (client as unknown as { _parser: NodeJS.EventEmitter })._parser;
     parser.prependListener('packet', (packet: { cmd: string }) => {
       if (packet.cmd === 'subscribe' || packet.cmd === 'unsubscribe') shared.rewrite(client.id, packet);
@@ -416,6 +521,8 @@ export async function startBroker(
     shared,
     close: async () => {
       sys.stop();
+      k8sToken?.stop();
+      for (const info of clients.values()) clearTimeout(info.expiryTimer);
       for (const t of delayed) clearTimeout(t);
       await http?.close();
       await listeners?.close();

@@ -6,16 +6,29 @@ import type { AclRule } from '../acl.js';
 import { isControlIdentity } from '../control-acl.js';
 import { askHttpHook } from './http-hook.js';
 import { checkJwt, type JwtKeys } from './jwt.js';
+import type { K8sTokenAuthenticator } from './k8s-token.js';
+import { connackCode, type RefusalReason } from './refusals.js';
+import { checkCert, type PeerInfo } from './tls-cert.js';
 import { checkUser, type UserTable } from './users.js';
 
-export type AuthenticatorName = 'password' | 'agent-key' | 'jwt' | 'http';
-export const AUTHENTICATORS: AuthenticatorName[] = ['password', 'agent-key', 'jwt', 'http'];
+export type AuthenticatorName = 'password' | 'agent-key' | 'jwt' | 'http' | 'k8s-token' | 'tls-cert';
+export const AUTHENTICATORS: AuthenticatorName[] = [
+  'password',
+  'agent-key',
+  'jwt',
+  'http',
+  'k8s-token',
+  'tls-cert',
+];
 
 export interface AuthSources {
   users?: UserTable;
   agentKey?: Buffer;
   jwt?: JwtKeys;
   httpUrl?: string;
+  k8sToken?: K8sTokenAuthenticator;
+  /** `tls-cert`: a certificate CN `operator` may map to `operator` */
+  tlsOperatorCert?: boolean;
   allowAnonymous: boolean;
   chain: AuthenticatorName[];
   nowSec: () => number;
@@ -26,18 +39,44 @@ export interface AuthRequest {
   password?: Buffer;
   clientId: string;
   ip?: string | null;
+  /** the client certificate of a TLS connection, if it sent one */
+  peer?: PeerInfo;
 }
 
 export type AuthOutcome =
-  | { ok: true; identity: string | null; by: AuthenticatorName | 'anonymous'; acl?: AclRule[] }
-  | { ok: false; reason: string; badCredentials: boolean };
+  | {
+      ok: true;
+      identity: string | null;
+      by: AuthenticatorName | 'anonymous';
+      acl?: AclRule[];
+      /** epoch ms when the credential (token, certificate) expires: the client is disconnected then */
+      expiresAt?: number;
+      /** what the credential said about the client, for the connect log line */
+      detail?: Record<string, unknown>;
+    }
+  | {
+      ok: false;
+      reason: string;
+      badCredentials: boolean;
+      /** token/certificate refusals: the metric label and CONNACK code */
+      refusal?: RefusalReason;
+      returnCode?: 4 | 5;
+    };
+
+type Verdict = {
+  result: 'allow' | 'deny' | 'ignore';
+  reason?: string;
+  acl?: AclRule[];
+  identity?: string;
+  expiresAt?: number;
+  refusal?: RefusalReason;
+  detail?: Record<string, unknown>;
+};
 
 export async function authenticate(src: AuthSources, req: AuthRequest): Promise<AuthOutcome> {
   const { username, password } = req;
   for (const name of src.chain) {
-    let verdict: { result: 'allow' | 'deny' | 'ignore'; reason?: string; acl?: AclRule[] } = {
-      result: 'ignore',
-    };
+    let verdict: Verdict = { result: 'ignore' };
     if (name === 'password' && src.users && username !== undefined) {
       verdict = { result: checkUser(src.users, username, password) };
     } else if (name === 'agent-key' && src.agentKey && username?.startsWith('agent:')) {
@@ -53,16 +92,43 @@ export async function authenticate(src: AuthSources, req: AuthRequest): Promise<
         clientid: req.clientId,
         ipaddr: req.ip,
       });
+    } else if (name === 'k8s-token' && src.k8sToken) {
+      // The identity comes from the verified token; username and client id are not consulted.
+      const v = await src.k8sToken.check(password);
+      if (v.result === 'allow') {
+        const { result, identity, expiresAt, ...detail } = v;
+        verdict = { result, identity, expiresAt, detail };
+      } else if (v.result === 'deny') verdict = { result: 'deny', reason: v.detail, refusal: v.reason };
+    } else if (name === 'tls-cert') {
+      const v = checkCert(req.peer, src.tlsOperatorCert ?? false);
+      if (v.result === 'allow') {
+        verdict = {
+          result: 'allow',
+          identity: v.identity,
+          expiresAt: v.expiresAt,
+          detail: { subject: v.subject },
+        };
+      } else if (v.result === 'deny') verdict = { result: 'deny', reason: v.detail, refusal: v.reason };
     }
     if (verdict.result === 'allow') {
-      return { ok: true, identity: username ?? null, by: name, acl: verdict.acl };
+      const identity = verdict.identity ?? username ?? null;
+      const out: AuthOutcome = { ok: true, identity, by: name, acl: verdict.acl };
+      if (verdict.expiresAt !== undefined) out.expiresAt = verdict.expiresAt;
+      if (verdict.detail) out.detail = verdict.detail;
+      return out;
     }
     if (verdict.result === 'deny') {
-      return {
+      const out: AuthOutcome = {
         ok: false,
         reason: verdict.reason ?? `${name}: bad username or password`,
         badCredentials: true,
       };
+      if (verdict.refusal) {
+        out.refusal = verdict.refusal;
+        out.returnCode = connackCode(verdict.refusal);
+        out.badCredentials = out.returnCode === 4;
+      }
+      return out;
     }
   }
   if (isControlIdentity(username)) {
