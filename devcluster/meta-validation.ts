@@ -40,11 +40,22 @@ function qualifiedName(field: string, key: string): StatusCause[] {
   return out;
 }
 
-/** `dns1123Label` kinds (namespaces, services) have stricter names than the rest (subdomains). */
-export function validateMeta(md: Record<string, any>, nameIsLabel: boolean): StatusCause[] {
+/**
+ * `dns1123Label` kinds (namespaces, services) have stricter names than the rest (subdomains); RBAC
+ * kinds only need a valid path segment (kube-apiserver's ValidateRBACName): `system:auth-delegator`.
+ */
+export function validateMeta(
+  md: Record<string, any>,
+  nameIsLabel: boolean,
+  nameIsPathSegment = false,
+): StatusCause[] {
   const out: StatusCause[] = [];
   const name = String(md.name ?? '');
-  if (nameIsLabel) {
+  if (nameIsPathSegment) {
+    if (name === '.' || name === '..') out.push(invalid('metadata.name', name, `may not be '${name}'`));
+    for (const bad of ['/', '%'])
+      if (name.includes(bad)) out.push(invalid('metadata.name', name, `may not contain '${bad}'`));
+  } else if (nameIsLabel) {
     if (name.length > 63 || !LABEL_DNS.test(name)) out.push(invalid('metadata.name', name, LABEL_DNS_MSG));
   } else if (name.length > 253 || !SUBDOMAIN.test(name))
     out.push(invalid('metadata.name', name, SUBDOMAIN_MSG));

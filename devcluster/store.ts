@@ -393,6 +393,7 @@ export class Store {
     const metaCauses = validateMeta(
       md,
       t.group === '' && (t.plural === 'namespaces' || t.plural === 'services'),
+      t.group === 'rbac.authorization.k8s.io',
     );
     if (metaCauses.length) throw errors.invalid(t.kind, t.group, md.name, metaCauses);
     const micro = (path: string, v: unknown) => {
