@@ -1,16 +1,20 @@
 // A tiny kubelet for chart tests: starts a rendered workload's container as a local process the way
 // the kubelet would run it: Secret volumes written out from the rendered Secrets (items and
-// defaultMode honoured), emptyDirs as temp dirs, hostPaths mapped to what the test provides,
-// downward-API env, $(VAR) expansion in args, and cluster DNS names rewritten to loopback.
-// `ChartBed` is the node those containers share: devcluster as the API server, a fake cgroupfs.
+// defaultMode honoured), projected ServiceAccount tokens from the API server's TokenRequest bound to
+// the pod (rewritten at 80 % of their lifetime), emptyDirs as temp dirs, hostPaths mapped to what the
+// test provides, downward-API env, $(VAR) expansion in args, and cluster DNS names rewritten to
+// loopback. `ChartBed` is the node those containers share: devcluster as the API server (with an
+// admin token, so ServiceAccount callers go through RBAC), a fake cgroupfs.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
+import { kubeconfigYaml } from '../../devcluster/kubeconfig.js';
 import { cliArgv } from '../support/cli.js';
 import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
 import { CHART, find, type K8sObject, KUBECTL, NAMESPACE, name, type RunResult, run } from './helm.js';
@@ -18,8 +22,37 @@ import { CHART, find, type K8sObject, KUBECTL, NAMESPACE, name, type RunResult, 
 /** The one node the chart tests schedule on. */
 export const NODE = 'node-a';
 
+/** devcluster's admin bearer token (the test's kubectl and the operator's --kubeconfig use it). */
+const ADMIN_TOKEN = 'chart-test-admin';
+
+/** The bootstrap ClusterRoles of kube-apiserver that the chart binds (same rules as upstream). */
+const BOOTSTRAP_CLUSTER_ROLES = [
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: 'system:auth-delegator', labels: { 'kubernetes.io/bootstrapping': 'rbac-defaults' } },
+    rules: [
+      { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+      { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+    ],
+  },
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: {
+      name: 'system:service-account-issuer-discovery',
+      labels: { 'kubernetes.io/bootstrapping': 'rbac-defaults' },
+    },
+    rules: [{ nonResourceURLs: ['/.well-known/openid-configuration', '/openid/v1/jwks'], verbs: ['get'] }],
+  },
+];
+
 export interface Proc {
   child: ChildProcess;
+  /** The Pod object this process runs as in the API (its uid binds the projected tokens). */
+  pod: { name: string; uid: string };
+  /** Token refresh timers (cleared when the bed closes). */
+  timers: NodeJS.Timeout[];
   log: string;
   /** containerPort by port name. */
   ports: Map<string, number>;
@@ -45,6 +78,56 @@ export interface PodOptions {
   extraArgs?: string[];
   /** The image entrypoint; default `cpuburst` from source. */
   entrypoint?: string[];
+  /** The Pod object in the API; required when the pod has projected ServiceAccount tokens. */
+  pod?: { name: string; uid: string };
+  /** TokenRequest for this pod's ServiceAccount, bound to `pod` (projected serviceAccountToken). */
+  requestToken?: (audience: string | undefined, expirationSeconds: number) => Promise<IssuedToken>;
+}
+
+export interface IssuedToken {
+  token: string;
+  expirationTimestamp: string;
+}
+
+/** Written as the kubelet does: the new file appears whole (rename), never half-written. */
+function writeAtomic(file: string, data: string | Buffer, mode: number): void {
+  const tmp = path.join(path.dirname(file), `..${path.basename(file)}.tmp`);
+  writeFileSync(tmp, data, { mode });
+  renameSync(tmp, file);
+}
+
+/**
+ * A projected volume's serviceAccountToken sources: one TokenRequest each now, and again at 80 % of
+ * the token's lifetime (the kubelet's rule), so a rotating file is what the container sees.
+ */
+async function projectTokens(
+  vol: any,
+  local: string,
+  o: PodOptions,
+  timers: NodeJS.Timeout[],
+): Promise<void> {
+  for (const src of vol.projected.sources ?? []) {
+    const t = src.serviceAccountToken;
+    if (!t)
+      throw new Error(`projected source ${Object.keys(src).join(',')} is not supported by this kubelet`);
+    if (!o.requestToken) throw new Error('a projected serviceAccountToken needs requestToken');
+    const expirationSeconds = t.expirationSeconds ?? 3600;
+    const file = path.join(local, t.path);
+    const refresh = async (): Promise<void> => {
+      const issued = await o.requestToken!(t.audience, expirationSeconds);
+      writeAtomic(file, issued.token, vol.projected.defaultMode ?? 0o644);
+      const ttlMs = Date.parse(issued.expirationTimestamp) - Date.now();
+      const timer = setTimeout(
+        () => {
+          refresh().catch(() => {}); // the API server went away with the test: nothing to rotate
+        },
+        Math.max(1000, ttlMs * 0.8),
+      );
+      timer.unref();
+      timers.push(timer);
+    };
+    await refresh();
+  }
 }
 
 export function freePort(): Promise<number> {
@@ -78,10 +161,14 @@ export function translateArg(
   return out;
 }
 
-export function startContainer(workload: K8sObject, o: PodOptions): Proc & { env: Record<string, string> } {
+export async function startContainer(
+  workload: K8sObject,
+  o: PodOptions,
+): Promise<Proc & { env: Record<string, string> }> {
   const spec = workload.spec.template.spec;
   const c = spec.containers[0];
   const mounts: Array<[string, string]> = [];
+  const timers: NodeJS.Timeout[] = [];
   for (const vm of c.volumeMounts ?? []) {
     const vol = spec.volumes.find((v: any) => v.name === vm.name);
     let local = path.join(o.dir, vm.name);
@@ -100,6 +187,9 @@ export function startContainer(workload: K8sObject, o: PodOptions): Proc & { env
           mode: vol.secret.defaultMode ?? 0o644,
         });
       }
+    } else if (vol.projected) {
+      mkdirSync(local, { recursive: true });
+      await projectTokens(vol, local, o, timers);
     } else mkdirSync(local, { recursive: true });
     mounts.push([vm.mountPath, local]);
   }
@@ -123,6 +213,8 @@ export function startContainer(workload: K8sObject, o: PodOptions): Proc & { env
   const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const p = {
     child,
+    pod: o.pod ?? { name: o.podName, uid: '' },
+    timers,
     log: '',
     ports: new Map<string, number>((c.ports ?? []).map((x: any) => [x.name, x.containerPort])),
     workload,
@@ -189,6 +281,12 @@ export interface BurstPod {
 export interface StartOptions {
   /** Default: the key. */
   podName?: string;
+  /**
+   * Run with the pod's own API credentials, as in-cluster config would: a kubeconfig holding a
+   * TokenRequest token of the pod's ServiceAccount (default audience, bound to the pod), so every
+   * API call goes through the chart's RBAC. Needs automountServiceAccountToken in the pod spec.
+   */
+  inCluster?: boolean;
   /** Default: the broker Service → loopback. */
   dns?: Array<[string, string]>;
   entrypoint?: string[];
@@ -214,7 +312,11 @@ export class ChartBed {
   }
 
   async boot(cgroupVersion: 1 | 2): Promise<void> {
-    this.cluster = await startDevCluster({ kubeconfigPath: this.kubeconfig });
+    // With an admin token, ServiceAccount callers are authorized by RBAC (kubectl stays admin). TLS,
+    // because kubectl sends no bearer token over plain http.
+    this.cluster = await startDevCluster({ kubeconfigPath: this.kubeconfig, token: ADMIN_TOKEN, tls: true });
+    // kube-apiserver bootstraps these; the chart only binds them.
+    for (const role of BOOTSTRAP_CLUSTER_ROLES) this.cluster.store.apply(role as any);
     this.fake = FakeCgroupFs.create({ version: cgroupVersion });
   }
 
@@ -237,14 +339,106 @@ export class ChartBed {
     this.cluster.store.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, labels: {} } } as any);
   }
 
+  /**
+   * POST serviceaccounts/<sa>/token: a token bound to the pod, as the kubelet asks for one. Without
+   * an audience the token is for the API server itself.
+   */
+  async requestToken(
+    sa: string,
+    pod: { name: string; uid: string },
+    audience: string | undefined,
+    expirationSeconds: number,
+  ): Promise<IssuedToken> {
+    const res = await this.api('POST', `/api/v1/namespaces/${NAMESPACE}/serviceaccounts/${sa}/token`, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: {
+        ...(audience ? { audiences: [audience] } : {}),
+        expirationSeconds,
+        boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.name, uid: pod.uid },
+      },
+    });
+    if (res.status !== 201 && res.status !== 200)
+      throw new Error(
+        `TokenRequest for ${sa} bound to ${pod.name}: ${res.status} ${JSON.stringify(res.body)}`,
+      );
+    return res.body.status;
+  }
+
+  /** One JSON request to devcluster as the admin, trusting its CA. */
+  api(method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
+    return new Promise((resolve, reject) => {
+      const data = body === undefined ? undefined : JSON.stringify(body);
+      const req = https.request(
+        `${this.cluster.url}${p}`,
+        {
+          method,
+          ca: this.cluster.caPem,
+          headers: {
+            authorization: `Bearer ${ADMIN_TOKEN}`,
+            ...(data ? { 'content-type': 'application/json' } : {}),
+          },
+          timeout: 30_000,
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (d) => {
+            text += d;
+          });
+          res.on('end', () => {
+            try {
+              resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+            } catch {
+              resolve({ status: res.statusCode ?? 0, body: text });
+            }
+          });
+        },
+      );
+      req.once('error', reject);
+      req.end(data);
+    });
+  }
+
+  /** The Pod object of a started workload: scheduled on NODE, Running, with the template's spec. */
+  private createPod(podName: string, workload: K8sObject): { name: string; uid: string } {
+    const tpl = workload.spec.template;
+    const created = this.cluster.store.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: podName, namespace: NAMESPACE, labels: tpl.metadata.labels ?? {} },
+      spec: { ...tpl.spec, nodeName: NODE },
+      status: { phase: 'Running' },
+    } as any);
+    return { name: podName, uid: created.metadata.uid };
+  }
+
   /** Starts the workload's container as pod `key`, its hostPaths on the fake cgroupfs and a state dir. */
-  start(key: string, workload: K8sObject, extraArgs: string[], o: StartOptions = {}): Proc {
-    const p = startContainer(workload, {
+  async start(key: string, workload: K8sObject, extraArgs: string[], o: StartOptions = {}): Promise<Proc> {
+    const podName = o.podName ?? key;
+    const pod = this.createPod(podName, workload);
+    const sa: string = workload.spec.template.spec.serviceAccountName ?? 'default';
+    const args = [...extraArgs];
+    if (o.inCluster) {
+      assert.equal(workload.spec.template.spec.automountServiceAccountToken, true, `${key} has no API token`);
+      const { token } = await this.requestToken(sa, pod, undefined, 3600);
+      const file = path.join(this.dir, `${key}.in-cluster.kubeconfig`);
+      const kc = kubeconfigYaml({
+        server: this.cluster.url,
+        token,
+        caPem: this.cluster.caPem,
+        namespace: NAMESPACE,
+      });
+      writeFileSync(file, kc, { mode: 0o600 });
+      args.push(`--kubeconfig=${file}`);
+    }
+    const p = await startContainer(workload, {
       objs: this.objs,
       dir: path.join(this.dir, key),
       node: NODE,
       namespace: NAMESPACE,
-      podName: o.podName ?? key,
+      podName,
+      pod,
+      requestToken: (audience, exp) => this.requestToken(sa, pod, audience, exp),
       hostPaths: {
         '/sys/fs/cgroup': this.fake.root,
         '/var/lib/cpuburst': path.join(this.dir, key, 'state'),
@@ -252,7 +446,7 @@ export class ChartBed {
       paths: { '/proc': this.fake.procRoot },
       // Cluster DNS: the broker Service resolves to the broker process on loopback.
       dns: o.dns ?? [[`${name('broker')}.${NAMESPACE}.svc`, '127.0.0.1']],
-      extraArgs,
+      extraArgs: args,
       ...(o.entrypoint ? { entrypoint: o.entrypoint } : {}),
     });
     this.procs.set(key, p);
@@ -311,7 +505,10 @@ export class ChartBed {
 
   /** Last started first; safe after a partial `boot`. */
   async close(): Promise<void> {
-    for (const p of [...this.procs.values()].reverse()) await stop(p.child);
+    for (const p of [...this.procs.values()].reverse()) {
+      for (const t of p.timers) clearTimeout(t);
+      await stop(p.child);
+    }
     await this.cluster?.close();
     this.fake?.cleanup();
     rmSync(this.dir, { recursive: true, force: true });

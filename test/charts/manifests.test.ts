@@ -82,11 +82,14 @@ describe('default values', () => {
     }
   });
 
-  it('only the operator gets RBAC and a token; agent and broker get neither', () => {
+  it('API access: the operator and the broker (token verification) get RBAC and an API token; the agent neither', () => {
     const subjects = [...findAll(objs, 'ClusterRoleBinding'), ...findAll(objs, 'RoleBinding')].flatMap(
       (b) => b.subjects,
     );
-    assert.deepEqual([...new Set(subjects.map((s: any) => s.name))], [name('operator')]);
+    assert.deepEqual([...new Set(subjects.map((s: any) => s.name))].sort(), [
+      name('broker'),
+      name('operator'),
+    ]);
     for (const sa of findAll(objs, 'ServiceAccount')) assert.equal(sa.automountServiceAccountToken, false);
     assert.deepEqual(
       findAll(objs, 'ServiceAccount')
@@ -96,7 +99,7 @@ describe('default values', () => {
     );
     assert.equal(podSpec(find(objs, 'Deployment', name('operator'))).automountServiceAccountToken, true);
     assert.equal(podSpec(find(objs, 'DaemonSet', name('agent'))).automountServiceAccountToken, false);
-    assert.equal(podSpec(find(objs, 'Deployment', name('broker'))).automountServiceAccountToken, false);
+    assert.equal(podSpec(find(objs, 'Deployment', name('broker'))).automountServiceAccountToken, true);
     for (const [kind, n, sa] of [
       ['Deployment', 'operator', 'operator'],
       ['DaemonSet', 'agent', 'agent'],
@@ -105,6 +108,81 @@ describe('default values', () => {
       assert.equal(podSpec(find(objs, kind, name(n))).serviceAccountName, name(sa));
     }
   });
+
+  it('broker RBAC: TokenReview (auth-delegator), OIDC discovery, and get pods in the release namespace only', () => {
+    const sa = { kind: 'ServiceAccount', name: name('broker'), namespace: NAMESPACE };
+    const crbs = findAll(objs, 'ClusterRoleBinding').filter((b) =>
+      b.subjects.some((x: any) => x.name === sa.name),
+    );
+    assert.deepEqual(crbs.map((b) => b.roleRef.name).sort(), [
+      'system:auth-delegator',
+      'system:service-account-issuer-discovery',
+    ]);
+    for (const b of crbs) assert.deepEqual(b.subjects, [sa]);
+    const role = find(objs, 'Role', name('broker'));
+    assert.equal(role.metadata.namespace, NAMESPACE);
+    assert.deepEqual(grants(role.rules), ['/pods:get']);
+    const rb = find(objs, 'RoleBinding', name('broker'));
+    assert.deepEqual(rb.subjects, [sa]);
+    assert.deepEqual(rb.roleRef, {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'Role',
+      name: name('broker'),
+    });
+    assert.ok(!findAll(objs, 'ClusterRole').some((r) => r.metadata.name === name('broker')));
+  });
+
+  it('broker verifies ServiceAccount tokens: chain, audience, verify mode, agent and operator accounts', () => {
+    const d = find(objs, 'Deployment', name('broker'));
+    assert.equal(flag(d, 'auth-chain'), 'k8s-token,password');
+    assert.equal(flag(d, 'sa-audience'), 'cpuburst-broker');
+    assert.equal(flag(d, 'sa-verify'), 'auto');
+    assert.equal(flag(d, 'sa-agent'), `${NAMESPACE}/${name('agent')}`);
+    assert.equal(flag(d, 'sa-operator'), `${NAMESPACE}/${name('operator')}`);
+    assert.equal(flag(d, 'sa-allow-other'), undefined, 'other ServiceAccounts are refused by default');
+    assert.equal(flag(d, 'agent-key-file'), undefined, 'no shared agent key by default');
+    assert.equal(flag(d, 'kubeconfig'), undefined, 'in-cluster config');
+    // The accounts named are exactly the ones the agent and operator pods run as.
+    assert.equal(podSpec(find(objs, 'DaemonSet', name('agent'))).serviceAccountName, name('agent'));
+    assert.equal(podSpec(find(objs, 'Deployment', name('operator'))).serviceAccountName, name('operator'));
+  });
+
+  it('no agent key and no operator password Secret by default; nothing but the token reaches the agent', () => {
+    const secrets = findAll(objs, 'Secret')
+      .map((s) => s.metadata.name)
+      .sort();
+    assert.deepEqual(secrets, [name('broker-api-key'), name('broker-users')]);
+    const ds = find(objs, 'DaemonSet', name('agent'));
+    assert.deepEqual(
+      podSpec(ds).volumes.filter((v: any) => v.secret),
+      [],
+      'the agent mounts no Secret',
+    );
+    const users = Buffer.from(find(objs, 'Secret', name('broker-users')).data['users.yaml'], 'base64');
+    assert.equal(users.toString().trim(), 'users: []', 'no operator password in the users file');
+  });
+
+  for (const [kind, n, mode] of [
+    ['DaemonSet', 'agent', 0o400],
+    ['Deployment', 'operator', 0o440],
+  ] as const) {
+    it(`${n}: a projected broker-audience ServiceAccount token, read from a file by --mqtt-token-file`, () => {
+      const w = find(objs, kind, name(n));
+      const vol = podSpec(w).volumes.find((v: any) => v.name === 'broker-token');
+      assert.deepEqual(vol.projected, {
+        defaultMode: mode,
+        sources: [
+          { serviceAccountToken: { audience: 'cpuburst-broker', expirationSeconds: 3600, path: 'token' } },
+        ],
+      });
+      const m = container(w).volumeMounts.find((x: any) => x.name === 'broker-token');
+      assert.deepEqual(m, { name: 'broker-token', mountPath: '/var/run/secrets/cpuburst', readOnly: true });
+      assert.equal(flag(w, 'mqtt-token-file'), '/var/run/secrets/cpuburst/token');
+      for (const f of ['mqtt-password', 'mqtt-password-file', 'mqtt-agent-key-file', 'mqtt-tls-cert'])
+        assert.equal(flag(w, f), undefined, `${n} --${f}`);
+      assert.ok(!container(w).env.some((e: any) => /TOKEN|PASSWORD/.test(e.name)), 'never in env');
+    });
+  }
 
   it('operator: 2 replicas, leader election on a Lease, PDB, probes on 8081, metrics on 8080', () => {
     const d = find(objs, 'Deployment', name('operator'));
@@ -115,8 +193,6 @@ describe('default values', () => {
     assert.equal(flag(d, 'lease-namespace'), '$(POD_NAMESPACE)');
     assert.equal(flag(d, 'identity'), '$(POD_NAME)');
     assert.equal(flag(d, 'config-map-name'), 'cpu-burst-config');
-    assert.equal(flag(d, 'mqtt-username'), 'operator');
-    assert.equal(flag(d, 'mqtt-password-file'), '/etc/cpuburst/mqtt/password');
     assert.equal(flag(d, 'mqtt-url'), `mqtt://${name('broker')}.${NAMESPACE}.svc:1883`);
     assert.equal(flag(d, 'probe-port'), '8081');
     assert.equal(flag(d, 'metrics-port'), '8080');
@@ -137,10 +213,7 @@ describe('default values', () => {
     const pdb = find(objs, 'PodDisruptionBudget', name('operator'));
     assert.equal(pdb.spec.minAvailable, 1);
     assert.deepEqual(pdb.spec.selector.matchLabels, d.spec.selector.matchLabels);
-    const secretVol = podSpec(d).volumes.find((v: any) => v.name === 'mqtt-credentials');
-    assert.equal(secretVol.secret.secretName, name('operator-mqtt'));
-    // Non-root: the password file must be readable through the pod's fsGroup, and by nobody else.
-    assert.equal(secretVol.secret.defaultMode, 0o440);
+    // Non-root: the token file must be readable through the pod's fsGroup (projected mode 0440).
     assert.equal(podSpec(d).securityContext.fsGroup, podSpec(d).securityContext.runAsGroup);
   });
 
@@ -150,18 +223,16 @@ describe('default values', () => {
     const vols = Object.fromEntries(spec.volumes.map((v: any) => [v.name, v]));
     assert.deepEqual(vols.cgroup.hostPath, { path: '/sys/fs/cgroup', type: 'Directory' });
     assert.deepEqual(vols.state.hostPath, { path: '/var/lib/cpuburst', type: 'DirectoryOrCreate' });
-    assert.equal(vols['agent-key'].secret.secretName, name('agent-key'));
-    assert.equal(vols['agent-key'].secret.defaultMode, 0o400, 'the key is readable by root only');
+    assert.equal(vols['agent-key'], undefined, 'no shared agent key by default');
     const mounts = Object.fromEntries(container(ds).volumeMounts.map((m: any) => [m.name, m]));
     assert.equal(mounts.cgroup.mountPath, '/host/sys/fs/cgroup');
     assert.notEqual(mounts.cgroup.readOnly, true, 'the cgroup mount must be writable');
     assert.equal(mounts.cgroup.mountPropagation, 'HostToContainer');
     assert.equal(mounts.state.mountPath, '/var/lib/cpuburst');
-    assert.equal(mounts['agent-key'].readOnly, true);
+    assert.equal(mounts['broker-token'].readOnly, true);
     assert.equal(flag(ds, 'cgroup-root'), '/host/sys/fs/cgroup');
     assert.equal(flag(ds, 'state-dir'), '/var/lib/cpuburst');
     assert.equal(flag(ds, 'node-name'), '$(NODE_NAME)');
-    assert.equal(flag(ds, 'mqtt-agent-key-file'), '/etc/cpuburst/agent/agent-key');
     assert.equal(flag(ds, 'metrics-port'), '9316');
     const nodeEnv = container(ds).env.find((e: any) => e.name === 'NODE_NAME');
     assert.equal(nodeEnv.valueFrom.fieldRef.fieldPath, 'spec.nodeName');
@@ -222,7 +293,6 @@ describe('default values', () => {
     assert.equal(flag(d, 'ws-port'), '8083');
     assert.equal(flag(d, 'http-port'), '18083');
     assert.equal(flag(d, 'users-file'), '/etc/cpuburst/users/users.yaml');
-    assert.equal(flag(d, 'agent-key-file'), '/etc/cpuburst/agent/agent-key');
     assert.equal(flag(d, 'api-key-file'), '/etc/cpuburst/api/api-key');
     assert.equal(flag(d, 'data-dir'), '/var/lib/cpuburst-broker');
     assert.equal(flag(d, 'broker-id'), '$(POD_NAME)');
@@ -318,18 +388,9 @@ describe('default values', () => {
     }
   });
 
-  it('credentials: generated once per render, consistent between broker users file and operator', () => {
-    const secret = (n: string) => find(objs, 'Secret', name(n)).data;
+  it('credentials: the HTTP API key is generated per render', () => {
     const dec = (s: string) => Buffer.from(s, 'base64').toString();
-    const password = dec(secret('operator-mqtt').password);
-    assert.match(password, /^[A-Za-z0-9]{40}$/);
-    assert.equal(
-      dec(secret('broker-users')['users.yaml']).trim(),
-      `users:\n- password: ${password}\n  username: operator`,
-    );
-    assert.match(dec(secret('agent-key')['agent-key']), /^[A-Za-z0-9]{40}$/);
-    assert.match(dec(secret('broker-api-key')['api-key']), /^[A-Za-z0-9]{40}$/);
-    assert.notEqual(dec(secret('agent-key')['agent-key']), password);
+    assert.match(dec(find(objs, 'Secret', name('broker-api-key')).data['api-key']), /^[A-Za-z0-9]{40}$/);
   });
 
   it('ConfigMap cpu-burst-config holds Koordinator-format JSON; example strategy is off', () => {
@@ -491,12 +552,12 @@ describe('ci/tls-values.yaml', () => {
     assert.equal(np.spec.ingress[0].from[1].podSelector.matchLabels['app.kubernetes.io/instance'], RELEASE);
   });
 
-  it('extra IoT users land in the broker users file next to the operator', () => {
+  it('extra IoT users land in the broker users file (the operator uses its token, so it is not there)', () => {
     const users = Buffer.from(
       find(objs, 'Secret', name('broker-users')).data['users.yaml'],
       'base64',
     ).toString();
-    assert.match(users, /username: operator/);
+    assert.doesNotMatch(users, /username: operator/);
     assert.match(users, /username: sensor-1/);
     assert.match(users, /passwordHash:/);
   });
@@ -526,9 +587,11 @@ describe('ci/minimal-values.yaml and ci/privileged-agent-values.yaml', () => {
 });
 
 describe('value combinations', () => {
-  it('credentials given in values are used as is', async () => {
+  it('credentials given in values are used as is (legacy password and agent key on)', async () => {
     const objs = await render({
       set: [
+        'auth.agentKey.enabled=true',
+        'auth.operatorPassword.enabled=true',
         'credentials.operatorPassword=op-secret',
         'credentials.agentKey=agent-secret',
         'credentials.apiKey=api',
@@ -589,5 +652,141 @@ describe('value combinations', () => {
       [...new Set(objs.flatMap((o) => o.metadata.labels?.['app.kubernetes.io/component'] ?? []))],
       ['agent'],
     );
+  });
+});
+
+describe('ci/legacy-credentials-values.yaml (auth.agentKey, auth.operatorPassword)', () => {
+  let objs: K8sObject[];
+  before(async () => {
+    objs = await render({ valuesFiles: [ci('legacy-credentials-values.yaml')] });
+  });
+
+  it('generated once per render, consistent between the broker users file, the operator and the agents', () => {
+    const secret = (n: string) => find(objs, 'Secret', name(n)).data;
+    const dec = (s: string) => Buffer.from(s, 'base64').toString();
+    const password = dec(secret('operator-mqtt').password);
+    assert.match(password, /^[A-Za-z0-9]{40}$/);
+    assert.equal(
+      dec(secret('broker-users')['users.yaml']).trim(),
+      `users:\n- password: ${password}\n  username: operator`,
+    );
+    assert.match(dec(secret('agent-key')['agent-key']), /^[A-Za-z0-9]{40}$/);
+    assert.notEqual(dec(secret('agent-key')['agent-key']), password);
+  });
+
+  it('agents use the key, the operator its password; the broker still checks tokens first', () => {
+    const ds = find(objs, 'DaemonSet', name('agent'));
+    assert.equal(flag(ds, 'mqtt-agent-key-file'), '/etc/cpuburst/agent/agent-key');
+    assert.equal(flag(ds, 'mqtt-token-file'), undefined);
+    const vols = Object.fromEntries(podSpec(ds).volumes.map((v: any) => [v.name, v]));
+    assert.equal(vols['agent-key'].secret.secretName, name('agent-key'));
+    assert.equal(vols['agent-key'].secret.defaultMode, 0o400, 'the key is readable by root only');
+    assert.equal(vols['broker-token'], undefined);
+    const op = find(objs, 'Deployment', name('operator'));
+    assert.equal(flag(op, 'mqtt-username'), 'operator');
+    assert.equal(flag(op, 'mqtt-password-file'), '/etc/cpuburst/mqtt/password');
+    assert.equal(flag(op, 'mqtt-token-file'), undefined);
+    const secretVol = podSpec(op).volumes.find((v: any) => v.name === 'mqtt-credentials');
+    assert.equal(secretVol.secret.secretName, name('operator-mqtt'));
+    assert.equal(secretVol.secret.defaultMode, 0o440);
+    const b = find(objs, 'Deployment', name('broker'));
+    assert.equal(flag(b, 'auth-chain'), 'k8s-token,password,agent-key');
+    assert.equal(flag(b, 'agent-key-file'), '/etc/cpuburst/agent/agent-key');
+  });
+});
+
+describe('ci/agent-mtls-values.yaml (agent.mtls.enabled)', () => {
+  let objs: K8sObject[];
+  before(async () => {
+    objs = await render({ valuesFiles: [ci('agent-mtls-values.yaml')] });
+  });
+
+  it("agents present their node's certificate from the host directory, over mqtts, and carry no token", () => {
+    const ds = find(objs, 'DaemonSet', name('agent'));
+    assert.equal(flag(ds, 'mqtt-url'), `mqtts://${name('broker')}.${NAMESPACE}.svc:8883`);
+    assert.equal(flag(ds, 'mqtt-tls-cert'), '/etc/cpuburst/agent-tls/tls.crt');
+    assert.equal(flag(ds, 'mqtt-tls-key'), '/etc/cpuburst/agent-tls/tls.key');
+    assert.equal(flag(ds, 'mqtt-ca-file'), '/etc/cpuburst/tls/ca.crt');
+    assert.equal(flag(ds, 'mqtt-token-file'), undefined);
+    const vols = Object.fromEntries(podSpec(ds).volumes.map((v: any) => [v.name, v]));
+    assert.deepEqual(vols['agent-tls'].hostPath, { path: '/etc/cpuburst/agent-tls', type: 'Directory' });
+    assert.equal(vols['broker-token'], undefined);
+    const m = container(ds).volumeMounts.find((x: any) => x.name === 'agent-tls');
+    assert.deepEqual(m, { name: 'agent-tls', mountPath: '/etc/cpuburst/agent-tls', readOnly: true });
+  });
+
+  it('the broker checks client certificates first (against ca.crt), the operator keeps its token', () => {
+    const b = find(objs, 'Deployment', name('broker'));
+    assert.equal(flag(b, 'auth-chain'), 'tls-cert,k8s-token,password');
+    assert.equal(flag(b, 'tls-ca'), '/etc/cpuburst/tls/ca.crt');
+    assert.equal(flag(b, 'tls-require-client-cert'), undefined, 'the operator and IoT devices have none');
+    assert.equal(
+      podSpec(b).volumes.find((v: any) => v.name === 'tls').secret.secretName,
+      'cpuburst-broker-tls',
+    );
+    const op = find(objs, 'Deployment', name('operator'));
+    assert.equal(flag(op, 'mqtt-token-file'), '/var/run/secrets/cpuburst/token');
+  });
+
+  it('mTLS off (the default) renders no agent certificate anywhere', async () => {
+    const plain = await render({ set: ['tls.enabled=true', 'tls.existingSecret=t'] });
+    const ds = find(plain, 'DaemonSet', name('agent'));
+    assert.equal(flag(ds, 'mqtt-tls-cert'), undefined);
+    assert.ok(!podSpec(ds).volumes.some((v: any) => v.name === 'agent-tls'));
+    assert.equal(flag(find(plain, 'Deployment', name('broker')), 'auth-chain'), 'k8s-token,password');
+  });
+});
+
+describe('token values', () => {
+  it('audience, lifetime and verify mode reach the pods and the broker alike', async () => {
+    const objs = await render({
+      set: [
+        'auth.serviceAccountToken.audience=mqtt.example',
+        'auth.serviceAccountToken.expirationSeconds=900',
+        'auth.serviceAccountToken.verify=tokenreview',
+      ],
+    });
+    for (const w of [find(objs, 'DaemonSet', name('agent')), find(objs, 'Deployment', name('operator'))]) {
+      const src = podSpec(w).volumes.find((v: any) => v.name === 'broker-token').projected.sources[0];
+      assert.deepEqual(src.serviceAccountToken, {
+        audience: 'mqtt.example',
+        expirationSeconds: 900,
+        path: 'token',
+      });
+    }
+    const b = find(objs, 'Deployment', name('broker'));
+    assert.equal(flag(b, 'sa-audience'), 'mqtt.example');
+    assert.equal(flag(b, 'sa-verify'), 'tokenreview');
+  });
+
+  it('allowOtherServiceAccounts: --sa-allow-other, and the pod read becomes cluster-wide', async () => {
+    const objs = await render({ set: ['auth.serviceAccountToken.allowOtherServiceAccounts=true'] });
+    assert.equal(flag(find(objs, 'Deployment', name('broker')), 'sa-allow-other'), '');
+    const cr = find(objs, 'ClusterRole', name('broker'));
+    assert.deepEqual(grants(cr.rules), ['/pods:get']);
+    assert.equal(find(objs, 'ClusterRoleBinding', name('broker')).roleRef.kind, 'ClusterRole');
+    assert.ok(!findAll(objs, 'Role').some((r) => r.metadata.name === name('broker')));
+  });
+
+  it('custom ServiceAccount names are what the broker maps', async () => {
+    const objs = await render({
+      set: [
+        'agent.serviceAccount.name=node-agent',
+        'operator.serviceAccount.create=false',
+        'operator.serviceAccount.name=my-operator',
+      ],
+    });
+    const b = find(objs, 'Deployment', name('broker'));
+    assert.equal(flag(b, 'sa-agent'), `${NAMESPACE}/node-agent`);
+    assert.equal(flag(b, 'sa-operator'), `${NAMESPACE}/my-operator`);
+    assert.equal(podSpec(find(objs, 'DaemonSet', name('agent'))).serviceAccountName, 'node-agent');
+  });
+
+  it('broker.rbac.create=false leaves the bindings to the admin', async () => {
+    const objs = await render({ set: ['broker.rbac.create=false'] });
+    const subjects = [...findAll(objs, 'ClusterRoleBinding'), ...findAll(objs, 'RoleBinding')].flatMap(
+      (b) => b.subjects,
+    );
+    assert.ok(!subjects.some((s: any) => s.name === name('broker')));
   });
 });

@@ -32,8 +32,15 @@ describe('HA (ci/ha-redis-values.yaml) as processes', {
   let op1Probes = 0;
   let op1Metrics = 0;
 
-  function start(key: string, workload: K8sObject, extraArgs: string[], entrypoint?: string[]): Proc {
+  /** Broker and operator pods run with their own ServiceAccount's API token (the chart's RBAC). */
+  function start(
+    key: string,
+    workload: K8sObject,
+    extraArgs: string[],
+    entrypoint?: string[],
+  ): Promise<Proc> {
     return bed.start(key, workload, extraArgs, {
+      inCluster: workload.spec.template.spec.automountServiceAccountToken === true,
       dns: [
         [`${name('redis')}.${NAMESPACE}.svc:6379`, `127.0.0.1:${redisPort}`],
         [`${name('broker')}.${NAMESPACE}.svc`, '127.0.0.1'],
@@ -67,7 +74,7 @@ describe('HA (ci/ha-redis-values.yaml) as processes', {
 
   it('Redis, two brokers, two operators and an agent start from the rendered args', async () => {
     const redis = find(objs, 'Deployment', name('redis'));
-    const r = start(
+    const r = await start(
       'redis',
       redis,
       ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', path.join(bed.dir, 'redis', 'data')],
@@ -79,23 +86,21 @@ describe('HA (ci/ha-redis-values.yaml) as processes', {
     );
     const broker = find(objs, 'Deployment', name('broker'));
     assert.equal(broker.spec.replicas, 3);
-    start('broker-0', broker, ['--host=127.0.0.1']);
+    await start('broker-0', broker, ['--host=127.0.0.1']);
     // A second replica of the same pod template on this one host: same args, other ports.
-    start('broker-1', broker, [
+    await start('broker-1', broker, [
       '--host=127.0.0.1',
       `--mqtt-port=${broker1Port}`,
       `--http-port=${broker1Http}`,
       '--ws-port=-1',
     ]);
     const op = find(objs, 'Deployment', name('operator'));
-    start('operator-0', op, [`--kubeconfig=${bed.kubeconfig}`]);
+    await start('operator-0', op, []);
     // Probe and metrics ports must differ on one host; the pod template is otherwise unchanged.
-    start('operator-1', op, [
-      `--kubeconfig=${bed.kubeconfig}`,
-      `--probe-port=${op1Probes}`,
-      `--metrics-port=${op1Metrics}`,
+    await start('operator-1', op, [`--probe-port=${op1Probes}`, `--metrics-port=${op1Metrics}`]);
+    await start('agent', find(objs, 'DaemonSet', name('agent')), [
+      `--mqtt-url=mqtt://127.0.0.1:${broker1Port}`,
     ]);
-    start('agent', find(objs, 'DaemonSet', name('agent')), [`--mqtt-url=mqtt://127.0.0.1:${broker1Port}`]);
     for (const key of ['broker-0', 'operator-0', 'agent']) await bed.untilReady(key);
     await until(
       () => `broker-1 ready (${bed.procs.get('broker-1')!.log.slice(-2000)})`,

@@ -113,9 +113,11 @@ describe('TLS (tls.enabled + tls.existingSecret) as processes', {
   });
 
   it('the broker serves mqtts; operator and agent connect over TLS with only ca.crt mounted', async () => {
-    bed.start('broker', find(objs, 'Deployment', name('broker')), ['--host=127.0.0.1']);
-    bed.start('operator', find(objs, 'Deployment', name('operator')), [`--kubeconfig=${bed.kubeconfig}`]);
-    bed.start('agent', find(objs, 'DaemonSet', name('agent')), []);
+    await bed.start('broker', find(objs, 'Deployment', name('broker')), ['--host=127.0.0.1'], {
+      inCluster: true,
+    });
+    await bed.start('operator', find(objs, 'Deployment', name('operator')), [], { inCluster: true });
+    await bed.start('agent', find(objs, 'DaemonSet', name('agent')), []);
     for (const key of bed.procs.keys()) await bed.untilReady(key);
     for (const key of ['operator', 'agent']) {
       const p = bed.procs.get(key)!;

@@ -1,12 +1,18 @@
 // The rendered chart, run as a kubelet would run it: the broker, operator and agent processes start
 // from their rendered container args and env, with their volumes materialised from the rendered
-// Secrets (the chart's generated credentials and file formats), hostPaths on a fake cgroupfs, the
-// Service DNS name pointing at loopback, and the operator on devcluster. Their probes and metrics
-// answer on the rendered ports, and an annotated pod gets its burst written through the whole chain;
-// then `kubectl delete` + the preStop hook put the cgroup back.
+// Secrets and projected ServiceAccount tokens (devcluster's TokenRequest, bound to each pod),
+// hostPaths on a fake cgroupfs, the Service DNS name pointing at loopback. The broker and the
+// operator reach devcluster with their own ServiceAccount's token, so the chart's RBAC is what lets
+// them work. Their probes and metrics answer on the rendered ports, the broker derives `operator` and
+// `agent:<node>` from the tokens, an annotated pod gets its burst written through the whole chain,
+// and the agent's token reaches nothing of another node; then `kubectl delete` + the preStop hook
+// put the cgroup back.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import mqtt, { type MqttClient } from 'mqtt';
+import { identities, topics } from '../../protocol/index.js';
 import { cliArgv } from '../support/cli.js';
 import {
   find,
@@ -27,8 +33,8 @@ describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }
   let objs: K8sObject[];
   let podUid = '';
 
-  function startPod(component: string, workload: K8sObject, extraArgs: string[]) {
-    return bed.start(component, workload, extraArgs, { podName: `${workload.metadata.name}-0` });
+  function startPod(component: string, workload: K8sObject, extraArgs: string[], inCluster = false) {
+    return bed.start(component, workload, extraArgs, { podName: `${workload.metadata.name}-0`, inCluster });
   }
 
   before(async () => {
@@ -44,11 +50,11 @@ describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }
   });
 
   it('broker, operator and agent start from the rendered args and turn ready', async () => {
-    // Loopback instead of a pod IP: the test machine's other interfaces stay closed.
-    startPod('broker', find(objs, 'Deployment', name('broker')), ['--host=127.0.0.1']);
-    // An in-cluster ServiceAccount token becomes a kubeconfig for devcluster.
-    startPod('operator', find(objs, 'Deployment', name('operator')), [`--kubeconfig=${bed.kubeconfig}`]);
-    startPod('agent', find(objs, 'DaemonSet', name('agent')), []);
+    // Loopback instead of a pod IP: the test machine's other interfaces stay closed. Broker and
+    // operator: their in-cluster ServiceAccount token becomes a kubeconfig for devcluster.
+    await startPod('broker', find(objs, 'Deployment', name('broker')), ['--host=127.0.0.1'], true);
+    await startPod('operator', find(objs, 'Deployment', name('operator')), [], true);
+    await startPod('agent', find(objs, 'DaemonSet', name('agent')), []);
     for (const component of bed.procs.keys()) {
       const p = await bed.untilReady(component, 2500);
       assert.equal((await probe(p, 'livenessProbe')).status, 200, component);
@@ -111,6 +117,78 @@ describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }
       () => (bed.fake.values(c0).burstUs ?? 0) > 0,
     );
     assert.equal(bed.fake.values(c0).burstUs, 100_000, '50 % of a 2-core quota');
+  });
+
+  it('the agent and the operator logged in with their projected tokens, not with passwords', async () => {
+    for (const key of ['agent', 'operator']) {
+      const p = bed.procs.get(key)!;
+      const file = p.mounts.find(([m]) => m === '/var/run/secrets/cpuburst')![1];
+      const token = readFileSync(`${file}/token`, 'utf8');
+      const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString());
+      assert.deepEqual(claims.aud, ['cpuburst-broker']);
+      assert.equal(claims.sub, `system:serviceaccount:${NAMESPACE}:${name(key)}`);
+      assert.equal(claims['kubernetes.io'].pod.uid, p.pod.uid, 'bound to the pod');
+      if (key === 'agent') assert.equal(claims['kubernetes.io'].node.name, NODE);
+    }
+    const logins = bed.procs
+      .get('broker')!
+      .log.split('\n')
+      .flatMap((l) => {
+        try {
+          const j = JSON.parse(l);
+          return j.message === 'Client connected' ? [`${j.identity} by ${j.by}`] : [];
+        } catch {
+          return [];
+        }
+      });
+    assert.ok(logins.includes('operator by k8s-token'), logins.join(', '));
+    assert.ok(logins.includes(`agent:${NODE} by k8s-token`), logins.join(', '));
+    assert.deepEqual(
+      logins.filter((l) => !l.endsWith('by k8s-token')),
+      [],
+    );
+  });
+
+  it("the agent's token reads its own node only, and publishes no decisions, whatever username it claims", async () => {
+    const agent = bed.procs.get('agent')!;
+    const tokenDir = agent.mounts.find(([m]) => m === '/var/run/secrets/cpuburst')![1];
+    const token = readFileSync(`${tokenDir}/token`, 'utf8');
+    const port = bed.procs.get('broker')!.ports.get('mqtt')!;
+    const clients: MqttClient[] = [];
+    const connect = (username: string) =>
+      new Promise<MqttClient>((resolve, reject) => {
+        const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, {
+          protocolVersion: 5,
+          username,
+          password: token,
+          clientId: `thief-${clients.length}`,
+          reconnectPeriod: 0,
+        });
+        clients.push(c);
+        c.once('connect', () => resolve(c));
+        c.once('error', reject);
+      });
+    const granted = async (c: MqttClient, filter: string): Promise<number> => {
+      try {
+        return (await c.subscribeAsync(filter, { qos: 1 }))[0]!.qos;
+      } catch (err) {
+        const g = (err as { packet?: { granted?: Array<number | { qos: number }> } }).packet?.granted?.[0];
+        if (g === undefined) throw err;
+        return typeof g === 'number' ? g : g.qos;
+      }
+    };
+    try {
+      for (const username of [identities.agent('node-b'), identities.operator, 'anything']) {
+        const c = await connect(username);
+        assert.equal(await granted(c, topics.decisions(NODE)), 1, `${username}: own node`);
+        assert.equal(await granted(c, topics.decisions('node-b')), 0x87, `${username}: node-b`);
+        assert.equal(await granted(c, topics.allDecisionsFilter), 0x87, `${username}: every node`);
+        await assert.rejects(c.publishAsync(topics.decisions(NODE), '{}', { qos: 1 }), /135|0x87|authori/i);
+        await assert.rejects(c.publishAsync(topics.status('node-b'), '{}', { qos: 1 }), /135|0x87|authori/i);
+      }
+    } finally {
+      for (const c of clients) c.end(true);
+    }
   });
 
   it('the broker HTTP API takes the chart-generated API key and lists the operator and agent identities', async () => {

@@ -43,6 +43,18 @@ function leaves(v: unknown, at: string[] = []): string[][] {
 }
 
 describe('values.schema.json', () => {
+  it('makes ServiceAccount tokens the default: legacy key and password off, mTLS off', () => {
+    assert.equal(values.auth.agentKey.enabled, false);
+    assert.equal(values.auth.operatorPassword.enabled, false);
+    assert.equal(values.agent.mtls.enabled, false);
+    assert.deepEqual(values.auth.serviceAccountToken, {
+      audience: 'cpuburst-broker',
+      expirationSeconds: 3600,
+      verify: 'auto',
+      allowOtherServiceAccounts: false,
+    });
+  });
+
   it('is draft-07 and compiles with ajv', () => {
     assert.equal(schema.$schema, 'http://json-schema.org/draft-07/schema#');
     const ajv = new Ajv({ strict: false, allErrors: true });
@@ -60,7 +72,16 @@ describe('values.schema.json', () => {
       .map((p) => p.join('.'));
     assert.deepEqual(missing, []);
     assert.equal(schema.additionalProperties, false);
-    for (const top of ['image', 'operator', 'agent', 'broker', 'tls', 'networkPolicy', 'credentials']) {
+    for (const top of [
+      'image',
+      'operator',
+      'agent',
+      'broker',
+      'tls',
+      'networkPolicy',
+      'credentials',
+      'auth',
+    ]) {
       assert.equal(schema.properties[top].additionalProperties, false, top);
     }
   });
@@ -119,6 +140,22 @@ describe('values.schema.json', () => {
       /broker\.extraUsers\.0\.username: Must not validate the schema/,
     ],
     [
+      'a token lifetime Kubernetes would refuse (< 600 s)',
+      ['auth.serviceAccountToken.expirationSeconds=300'],
+      /auth\.serviceAccountToken\.expirationSeconds: Must be greater than or equal to 600/,
+    ],
+    [
+      'an unknown token verification mode',
+      ['auth.serviceAccountToken.verify=trust'],
+      /auth\.serviceAccountToken\.verify: auth\.serviceAccountToken\.verify must be one of/,
+    ],
+    ['an empty token audience', ['auth.serviceAccountToken.audience='], /audience: String length must be/],
+    [
+      'a relative agent certificate directory',
+      ['agent.mtls.hostPath=etc/tls'],
+      /agent\.mtls\.hostPath: Does not match pattern/,
+    ],
+    [
       'an IoT user without a password',
       ['broker.extraUsers[0].username=sensor'],
       /broker\.extraUsers\.0: Must validate one and only one schema/,
@@ -159,6 +196,30 @@ describe('values.schema.json', () => {
       'two operators without leader election',
       ['operator.leaderElection.enabled=false'],
       /needs operator\.leaderElection\.enabled=true/,
+    ],
+    [
+      'agent mTLS without TLS on the broker',
+      ['agent.mtls.enabled=true'],
+      /agent\.mtls\.enabled needs tls\.enabled=true and tls\.internal=true/,
+    ],
+    [
+      'agent mTLS when agents use the plaintext port',
+      ['agent.mtls.enabled=true', 'tls.enabled=true', 'tls.existingSecret=t', 'tls.internal=false'],
+      /agent\.mtls\.enabled needs tls\.enabled=true and tls\.internal=true/,
+    ],
+    [
+      'agent mTLS together with the legacy agent key',
+      ['agent.mtls.enabled=true', 'tls.enabled=true', 'tls.existingSecret=t', 'auth.agentKey.enabled=true'],
+      /turn the legacy agent key off/,
+    ],
+    [
+      'the agent and the operator on one ServiceAccount',
+      [
+        'agent.serviceAccount.create=false',
+        'operator.serviceAccount.create=false',
+        'operator.rbac.create=false',
+      ],
+      /agent and operator must use different ServiceAccounts/,
     ],
     [
       'persistence with several brokers',

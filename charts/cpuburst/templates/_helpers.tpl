@@ -123,8 +123,52 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 {{- end }}
 
+{{/* Where the projected broker token is mounted in the operator and agent containers. */}}
+{{- define "cpuburst.tokenDir" -}}/var/run/secrets/cpuburst{{- end }}
+
+{{/*
+Projected ServiceAccount token for the broker audience: bound to the pod (so to its node), rotated by
+the kubelet. Call with (list $ mode) where mode is the file mode in decimal.
+*/}}
+{{- define "cpuburst.tokenVolume" -}}
+{{- $ctx := index . 0 }}
+{{- $t := $ctx.Values.auth.serviceAccountToken -}}
+- name: broker-token
+  projected:
+    defaultMode: {{ index . 1 }}
+    sources:
+      - serviceAccountToken:
+          audience: {{ $t.audience | quote }}
+          expirationSeconds: {{ int $t.expirationSeconds }}
+          path: token
+{{- end }}
+
+{{/* How the agents log in to the broker: mtls, key (legacy) or token. */}}
+{{- define "cpuburst.agentAuth" -}}
+{{- if .Values.agent.mtls.enabled }}mtls{{ else if .Values.auth.agentKey.enabled }}key{{ else }}token{{ end }}
+{{- end }}
+
+{{/* The broker's authenticator chain: a certificate first, then the token, then passwords (IoT). */}}
+{{- define "cpuburst.authChain" -}}
+{{- $chain := list }}
+{{- if .Values.agent.mtls.enabled }}{{ $chain = append $chain "tls-cert" }}{{ end }}
+{{- $chain = append $chain "k8s-token" }}
+{{- $chain = append $chain "password" }}
+{{- if .Values.auth.agentKey.enabled }}{{ $chain = append $chain "agent-key" }}{{ end }}
+{{- join "," $chain }}
+{{- end }}
+
 {{/* Checks of value combinations the schema cannot express; run from every render. */}}
 {{- define "cpuburst.validate" -}}
+{{- if and .Values.agent.mtls.enabled (not (and .Values.tls.enabled .Values.tls.internal)) }}
+{{- fail "agent.mtls.enabled needs tls.enabled=true and tls.internal=true (agents present their certificate on the broker's mqtts port)" }}
+{{- end }}
+{{- if and .Values.agent.mtls.enabled .Values.auth.agentKey.enabled }}
+{{- fail "agent.mtls.enabled and auth.agentKey.enabled both set: agents log in with one of them; turn the legacy agent key off" }}
+{{- end }}
+{{- if and .Values.agent.enabled .Values.operator.enabled (eq (include "cpuburst.serviceAccountName" (list . "agent")) (include "cpuburst.serviceAccountName" (list . "operator"))) }}
+{{- fail "agent and operator must use different ServiceAccounts: the broker tells the operator from the agents by the ServiceAccount in their token" }}
+{{- end }}
 {{- if and (gt (int .Values.broker.replicaCount) 1) (not (include "cpuburst.redisUrl" .)) }}
 {{- fail "broker.replicaCount > 1 needs shared state: set broker.redis.enabled=true or broker.redis.url" }}
 {{- end }}
