@@ -1,17 +1,14 @@
-// Real credentials for the demo stack: a users file with a hashed operator password plus two IoT
-// users, the shared agent key, and an ACL that confines IoT users to their own topics.
+// The demo broker's password users: two IoT users (scrypt-hashed) and an ACL that confines them to
+// their own topics. The control plane has no password: agent and operator log in with ServiceAccount
+// tokens (demo/identities.ts).
 import { randomBytes, scryptSync } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { identities } from '../protocol/topics.js';
 
 export interface DemoCredentials {
   usersFile: string;
   aclFile: string;
-  agentKeyFile: string;
-  operatorPasswordFile: string;
-  operatorPassword: string;
   /** IoT users (username → password) that may use devices/# only. */
   iot: Record<string, string>;
 }
@@ -30,18 +27,10 @@ const secret = () => randomBytes(18).toString('base64url');
 
 export function writeCredentials(dir: string): DemoCredentials {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const operatorPassword = secret();
   const iot = { 'device-1': secret(), viewer: secret() };
-  const users = [
-    { username: identities.operator, passwordHash: scryptHash(operatorPassword) },
-    ...Object.entries(iot).map(([username, pw]) => ({ username, passwordHash: scryptHash(pw) })),
-  ];
+  const users = Object.entries(iot).map(([username, pw]) => ({ username, passwordHash: scryptHash(pw) }));
   const usersFile = path.join(dir, 'users.yaml');
   fs.writeFileSync(usersFile, YAML.stringify({ users }), { mode: 0o600 });
-  const agentKeyFile = path.join(dir, 'agent.key');
-  fs.writeFileSync(agentKeyFile, randomBytes(32).toString('base64url'), { mode: 0o600 });
-  const operatorPasswordFile = path.join(dir, 'operator.password');
-  fs.writeFileSync(operatorPasswordFile, operatorPassword, { mode: 0o600 });
   // The control plane (cpuburst/) is guarded by the broker's built-in rules; these cover IoT users.
   const acl = {
     noMatch: 'deny',
@@ -55,5 +44,5 @@ export function writeCredentials(dir: string): DemoCredentials {
   fs.writeFileSync(aclFile, YAML.stringify(acl), { mode: 0o600 });
   // Plain IoT passwords for the user to try mosquitto_pub/sub with (local demo, 0600).
   fs.writeFileSync(path.join(dir, 'iot-users.json'), JSON.stringify(iot, null, 2), { mode: 0o600 });
-  return { usersFile, aclFile, agentKeyFile, operatorPasswordFile, operatorPassword, iot };
+  return { usersFile, aclFile, iot };
 }

@@ -1,6 +1,9 @@
-// Watches the control plane from the outside, read-only, as the operator identity: the node's
-// decision document, acks and status reports, so the demo can prove what was decided and applied.
+// Watches the control plane from the outside, read-only, as the operator identity (the operator
+// ServiceAccount's token, re-read on every reconnect): the node's decision document, acks and status
+// reports, so the demo can prove what was decided and applied.
 import mqtt, { type MqttClient } from 'mqtt';
+import { silentLogger } from '../common/log.js';
+import { refreshCredentialsOnReconnect, TokenFile } from '../common/token-file.js';
 import { decode } from '../protocol/codec.js';
 import { identities, topics } from '../protocol/topics.js';
 import type { AckMessage, DecisionDocument, StatusReport } from '../protocol/types.js';
@@ -13,15 +16,18 @@ export interface Observer {
   close(): Promise<void>;
 }
 
-export async function observeNode(url: string, password: string, node: string): Promise<Observer> {
+export async function observeNode(url: string, tokenFile: string, node: string): Promise<Observer> {
+  const token = new TokenFile(tokenFile, silentLogger('demo-observer'));
   const client: MqttClient = await mqtt.connectAsync(url, {
     username: identities.operator,
-    password,
+    password: token.read(),
     clientId: `cpuburst-demo-observer-${process.pid}`,
     clean: true,
     reconnectPeriod: 1000,
+    reconnectOnConnackError: true,
     connectTimeout: 10000,
   });
+  refreshCredentialsOnReconnect(client, () => ({ password: token.read() }));
   const obs: Observer = {
     decisions: null,
     acks: [],

@@ -1,5 +1,6 @@
-// `cpuburst demo`: brings up devcluster, broker, operator and one agent (each its own process, real
-// credentials, loopback ports), runs pods with the in-process mini-kubelet on real cgroups, measures
+// `cpuburst demo`: brings up devcluster, broker, operator and one agent (each its own process,
+// loopback ports; agent and operator log in with ServiceAccount tokens bound to their pods, IoT
+// users with passwords), runs pods with the in-process mini-kubelet on real cgroups, measures
 // the service without and with a CpuBurstStrategy (and with a loaded node), prints the before/after
 // table, writes demo-results.json and a PNG chart, restores, and leaves nothing behind.
 import fs from 'node:fs';
@@ -10,6 +11,12 @@ import { loadKubeConfig } from '../devcluster/kubelet/api.js';
 import { type MiniKubelet, startMiniKubelet } from '../devcluster/kubelet/kubelet.js';
 import { containerQuotaUs, parseCpuMilli } from '../devcluster/kubelet/resources.js';
 import { writeCredentials } from './credentials.js';
+import {
+  AGENT_SERVICE_ACCOUNT,
+  type ControlIdentities,
+  OPERATOR_SERVICE_ACCOUNT,
+  startControlIdentities,
+} from './identities.js';
 import { CBS, demoKube } from './kube.js';
 import {
   DEMO_NAMESPACE,
@@ -34,6 +41,7 @@ import {
   type Component,
   ComponentError,
   logField,
+  logLines,
   nodeScriptArgv,
   REPO_ROOT,
   reapStaleStacks,
@@ -101,6 +109,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const components: Component[] = [];
   let kubelet: MiniKubelet | undefined;
   let observer: Observer | undefined;
+  let identities: ControlIdentities | undefined;
   const pipeline: Record<string, unknown> = { workDir: work };
   let cleaned = false;
 
@@ -108,6 +117,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     if (cleaned) return;
     cleaned = true;
     await observer?.close().catch(() => {});
+    identities?.stop();
     // Agent and operator stop first so nothing writes cgroups while the kubelet kills the pods and
     // removes every cgroup (the restore itself was checked before, with the strategy deleted);
     // the broker and the API go last.
@@ -170,10 +180,13 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       onCommand: (c) => say(`  $ ${c}`),
     });
 
-    // 2. The broker with real credentials.
+    // 2. The broker: IoT users with passwords; the control plane only with ServiceAccount tokens,
+    // verified against devcluster (OIDC discovery + JWKS, the bound pod read through the API).
     const creds = writeCredentials(path.join(work, 'credentials'));
     const brokerPortsFile = path.join(work, 'broker.ports.json');
-    say('▶ starting broker');
+    const saAgent = `${DEMO_NAMESPACE}/${AGENT_SERVICE_ACCOUNT}`;
+    const saOperator = `${DEMO_NAMESPACE}/${OPERATOR_SERVICE_ACCOUNT}`;
+    say(`▶ starting broker (auth: password for IoT users, k8s-token for ${saAgent} and ${saOperator})`);
     const broker = startComponent(
       'broker',
       [
@@ -190,8 +203,14 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         '-1',
         '--users-file',
         creds.usersFile,
-        '--agent-key-file',
-        creds.agentKeyFile,
+        '--auth-chain',
+        'password,k8s-token',
+        '--kubeconfig',
+        kubeconfigFile,
+        '--sa-agent',
+        saAgent,
+        '--sa-operator',
+        saOperator,
         '--acl',
         creds.aclFile,
         '--data-dir',
@@ -243,7 +262,34 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       emulator = startBandwidthEmulator({ root: cgroupRoot, pods: () => k.pods() });
     }
 
-    // 5. Operator and agent.
+    // 5. Identities: ServiceAccounts, their pods on the node, tokens bound to the pods (refreshed at
+    // 80 % of their lifetime, as the kubelet does for projected volumes).
+    identities = await startControlIdentities({
+      kc,
+      namespace: DEMO_NAMESPACE,
+      node: o.nodeName,
+      dir: path.join(work, 'credentials', 'tokens'),
+      log,
+    });
+    const ids = identities;
+    pipeline.identities = Object.fromEntries(
+      (['agent', 'operator'] as const).map((k) => [
+        k,
+        {
+          identity: ids[k].identity,
+          serviceAccount: ids[k].serviceAccount,
+          pod: ids[k].pod.name,
+          tokenFile: ids[k].tokenFile,
+          tokenExpiresAt: ids[k].expiresAt.toISOString(),
+        },
+      ]),
+    );
+    for (const k of ['agent', 'operator'] as const)
+      say(
+        `  ${k}: ServiceAccount ${ids[k].serviceAccount}, token bound to pod ${ids[k].pod.name} (audience cpuburst-broker, expires ${ids[k].expiresAt.toISOString()}) → ${ids[k].tokenFile}`,
+      );
+
+    // 6. Operator and agent.
     say('▶ starting operator and agent');
     const operator = startComponent(
       'operator',
@@ -253,8 +299,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         kubeconfigFile,
         '--mqtt-url',
         mqttUrl,
-        '--mqtt-password-file',
-        creds.operatorPasswordFile,
+        '--mqtt-token-file',
+        ids.operator.tokenFile,
         '--config-map-namespace',
         DEMO_NAMESPACE,
         '--leader-elect=false',
@@ -280,8 +326,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         path.join(work, 'agent-state'),
         '--mqtt-url',
         mqttUrl,
-        '--mqtt-agent-key-file',
-        creds.agentKeyFile,
+        '--mqtt-token-file',
+        ids.agent.tokenFile,
         '--interval',
         '1000',
         '--metrics-port',
@@ -293,7 +339,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const all = () => components.filter((c) => c.name !== 'kubelet');
     observer = await waitFor(
       'connecting to the broker as an observer',
-      () => observeNode(mqttUrl, creds.operatorPassword, o.nodeName),
+      () => observeNode(mqttUrl, ids.operator.tokenFile, o.nodeName),
       {
         components: all(),
       },
@@ -313,7 +359,30 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     ).catch(() => ({ operator: `see ${operator.logFile}`, agent: `see ${agent.logFile}` }));
     pipeline.metrics = { ...metrics, broker: `http://127.0.0.1:${brokerPorts.httpPort}/metrics` };
 
-    // 6. The service pod.
+    // Who the broker says they are: derived from the tokens, never from the client id or username.
+    const brokerSaw = await waitFor(
+      'waiting for the broker to authenticate the agent and the operator',
+      () => {
+        const seen = logLines(broker, 'Client connected');
+        const of = (prefix: string) => seen.find((l) => String(l.clientId).startsWith(prefix));
+        const a = of('cpuburst-agent-');
+        const op = of('cpuburst-operator-');
+        return a && op
+          ? {
+              agent: { clientId: a.clientId, identity: a.identity, by: a.by },
+              operator: { clientId: op.clientId, identity: op.identity, by: op.by },
+            }
+          : null;
+      },
+      { components: all(), timeoutMs: 60000 },
+    );
+    pipeline.brokerIdentities = brokerSaw;
+    for (const k of ['agent', 'operator'] as const)
+      say(
+        `  broker: ${brokerSaw[k].clientId} authenticated as ${brokerSaw[k].identity} by ${brokerSaw[k].by}`,
+      );
+
+    // 7. The service pod.
     const latencyFile = path.join(work, 'latency.jsonl');
     const limitMilli = parseCpuMilli(o.cpuLimit);
     say(
@@ -368,6 +437,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           containerCgroup: containerRel,
           baseQuotaUs: baseQuota,
           credentials: path.dirname(creds.usersFile),
+          identities: pipeline.identities,
           metrics: pipeline.metrics,
           pids: Object.fromEntries([...components.map((c) => [c.name, c.child.pid]), ['demo', process.pid]]),
           containerPids: info.containers.map((c) => c.pid),
@@ -527,6 +597,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         mqttUrl,
         brokerPorts,
         creds,
+        operatorTokenFile: ids.operator.tokenFile,
         work,
         logDir,
         metrics: pipeline.metrics as Record<string, string>,
@@ -580,7 +651,8 @@ function printKeepRunning(
     kubeconfigFile: string;
     mqttUrl: string;
     brokerPorts: { mqttPort: number; httpPort: number };
-    creds: { operatorPasswordFile: string; iot: Record<string, string> };
+    creds: { iot: Record<string, string> };
+    operatorTokenFile: string;
     work: string;
     logDir: string;
     metrics: Record<string, string>;
@@ -595,7 +667,8 @@ function printKeepRunning(
     `  metrics:      broker ${x.metrics.broker}`,
     `                operator ${x.metrics.operator}`,
     `                agent ${x.metrics.agent}`,
-    `  decisions:    mosquitto_sub -h 127.0.0.1 -p ${x.brokerPorts.mqttPort} -u operator -P "$(cat ${x.creds.operatorPasswordFile})" -t 'cpuburst/v1/nodes/${o.nodeName}/#' -v`,
+    `  decisions:    mosquitto_sub -h 127.0.0.1 -p ${x.brokerPorts.mqttPort} -u operator -P "$(cat ${x.operatorTokenFile})" -t 'cpuburst/v1/nodes/${o.nodeName}/#' -v`,
+    '                (the operator ServiceAccount token: the broker derives the identity from it; refreshed every 8 min)',
     `  IoT user:     mosquitto_sub -h 127.0.0.1 -p ${x.brokerPorts.mqttPort} -u viewer -P '${x.creds.iot.viewer}' -t 'devices/#' -v`,
     `  logs:         ${x.logDir}`,
     `  stack:        ${path.join(x.work, 'stack.json')}`,

@@ -140,6 +140,27 @@ export async function waitFor<T>(
   }
 }
 
+/** Every JSON log line of the component whose message is exactly `message`. */
+export function logLines(c: Component, message: string): Array<Record<string, unknown>> {
+  let text = '';
+  try {
+    text = fs.readFileSync(c.logFile, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of text.split('\n')) {
+    if (!line.includes(message)) continue;
+    try {
+      const l = JSON.parse(line) as Record<string, unknown>;
+      if (l.message === message) out.push(l);
+    } catch {
+      // not JSON
+    }
+  }
+  return out;
+}
+
 /** A numeric field of the first JSON log line with `message` (e.g. the port a component chose). */
 export function logField(c: Component, message: string, field: string): number | null {
   let text = '';

@@ -1,4 +1,6 @@
-// The real agent process (spawned through the CLI) against an in-process aedes broker: retained
+// The real agent process (spawned through the CLI) against the real broker (in-process, auth chain
+// k8s-token) with ServiceAccount tokens from an in-process devcluster (TokenRequest bound to pods on
+// the node, --mqtt-token-file); retained
 // decision → applied to a fake cgroupfs → ack, status, capabilities, presence; garbage ignored;
 // keeps enforcing while the broker is down; reconnects; Last Will fires when it is killed.
 // With --mqtt-token-file: a missing file is logged and retried, and a token rotated on disk is the
@@ -6,46 +8,25 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
-import { encode, topics, verifyAgentPassword } from '../../protocol/index.js';
+import type { RunningBroker } from '../../broker/server.js';
+import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
+import { encode, topics } from '../../protocol/index.js';
+import {
+  type ControlTokens,
+  seedCluster,
+  startControlBroker,
+  writeControlTokens,
+} from '../operator/harness.js';
 import { spawnCli } from '../support/cli.js';
 import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
 import { startTokenBroker } from '../support/token-broker.js';
 import { container, document, podDecision } from './harness.js';
 
-const KEY = 'test-agent-key-0123456789';
 const NODE = 'node-a';
-
-async function startBroker(port = 0): Promise<{ port: number; close: () => Promise<void> }> {
-  const broker = await Aedes.createBroker({
-    authenticate: (_client, username, password, done) => {
-      const ok =
-        (username === 'operator' && password?.toString() === 'op-secret') ||
-        (!!username && !!password && verifyAgentPassword(KEY, username, password));
-      done(null, ok);
-    },
-  });
-  const server = net.createServer(broker.handle as (s: net.Socket) => void);
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-      await new Promise<void>((r) => broker.close(() => r()));
-    },
-  };
-}
 
 interface Msg {
   topic: string;
@@ -67,16 +48,23 @@ async function until<T>(
   }
 }
 
-describe('agent over MQTT (spawned process, in-process aedes)', { timeout: 120_000 }, () => {
-  let broker: Awaited<ReturnType<typeof startBroker>>;
+describe('agent over MQTT (spawned process, real broker, ServiceAccount tokens)', {
+  timeout: 120_000,
+}, () => {
+  let cluster: DevCluster;
+  let tokens: ControlTokens;
+  let broker: RunningBroker;
+  let port = 0;
+  const startBroker = async (p = 0) => {
+    broker = await startControlBroker(tokens, { port: p });
+    port = broker.ports.mqttPort!;
+  };
   let op: MqttClient;
   let agent: ChildProcess | null = null;
   let agentLog = '';
   const msgs: Msg[] = [];
   const fake = FakeCgroupFs.create({ version: 2 });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-mqtt-'));
-  const keyFile = path.join(tmp, 'agent.key');
-  fs.writeFileSync(keyFile, `${KEY}\n`);
   const { containerDirs } = fake.addPod({
     uid: 'mq-1',
     qosClass: 'Burstable',
@@ -86,7 +74,7 @@ describe('agent over MQTT (spawned process, in-process aedes)', { timeout: 120_0
   const connectOperator = (port: number) => {
     op = mqtt.connect(`mqtt://127.0.0.1:${port}`, {
       username: 'operator',
-      password: 'op-secret',
+      password: tokens.operatorToken(),
       clientId: 'test-operator',
       reconnectPeriod: 200,
     });
@@ -112,7 +100,7 @@ describe('agent over MQTT (spawned process, in-process aedes)', { timeout: 120_0
       `--state-dir=${path.join(tmp, 'state')}`,
       `--proc-root=${fake.procRoot}`,
       `--mqtt-url=mqtt://127.0.0.1:${port}`,
-      `--mqtt-agent-key-file=${keyFile}`,
+      `--mqtt-token-file=${tokens.agentTokenFile}`,
       '--interval=200',
       '--metrics-port=-1',
     ]);
@@ -127,13 +115,20 @@ describe('agent over MQTT (spawned process, in-process aedes)', { timeout: 120_0
     msgs.filter((m) => m.topic === `cpuburst/v1/nodes/${NODE}/agent/${kind}`).at(-1);
 
   before(async () => {
-    broker = await startBroker();
-    await connectOperator(broker.port);
+    cluster = await startDevCluster({ kubeconfigPath: path.join(tmp, 'kubeconfig') });
+    await seedCluster(cluster, [NODE]);
+    tokens = await writeControlTokens(cluster, path.join(tmp, 'kubeconfig'), path.join(tmp, 'tokens'), {
+      node: NODE,
+    });
+    await startBroker();
+    await connectOperator(port);
   });
   after(async () => {
     if (agent && agent.exitCode === null) agent.kill('SIGKILL');
     op?.end(true);
     await broker?.close().catch(() => {});
+    tokens?.stop();
+    await cluster?.close();
     fake.cleanup();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
@@ -141,7 +136,7 @@ describe('agent over MQTT (spawned process, in-process aedes)', { timeout: 120_0
   it('applies a retained decision, acks the version, publishes presence, capabilities and status', async () => {
     const doc = document(10, [podDecision('mq-1', [container('app', 'containerd://m1', 1000)])]);
     await op.publishAsync(topics.decisions(NODE), encode(doc), { qos: 1, retain: true });
-    spawnAgent(broker.port);
+    spawnAgent(port);
     const ack = await until('ack v10', () =>
       msgs.find((m) => m.topic === topics.ack(NODE) && m.body?.version === 10),
     );
@@ -179,7 +174,7 @@ describe('agent over MQTT (spawned process, in-process aedes)', { timeout: 120_0
   });
 
   it('keeps enforcing while the broker is down, and reconnects', async () => {
-    const port = broker.port;
+    const was = port;
     op.end(true);
     await broker.close();
     await until('agent notices', () => /Disconnected from MQTT broker/.test(agentLog));
@@ -196,9 +191,9 @@ describe('agent over MQTT (spawned process, in-process aedes)', { timeout: 120_0
       fake.setProcStat(4, busy, busy * 10);
       return fake.values(c1).quotaUs > 100000;
     });
-    broker = await startBroker(port);
+    await startBroker(was);
     msgs.length = 0;
-    await connectOperator(broker.port);
+    await connectOperator(port);
     await until('presence online after reconnect', () => last('presence')?.body?.online === true, 40_000);
   });
 
@@ -208,7 +203,7 @@ describe('agent over MQTT (spawned process, in-process aedes)', { timeout: 120_0
   });
 
   it('restarts without a broker decision and stops cleanly on SIGTERM, leaving cgroups as they are', async () => {
-    spawnAgent(broker.port);
+    spawnAgent(port);
     await until(
       'online again',
       () => last('presence')?.body?.online === true && last('presence')!.retain === false,

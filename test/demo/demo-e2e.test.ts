@@ -1,5 +1,6 @@
 // `cpuburst demo --json --keep-running` end to end on REAL cgroups, with every component as its own
-// process. While it runs: an IoT device (paho-mqtt) and mosquitto_sub share the broker and cannot
+// process. Agent and operator log in with ServiceAccount tokens (no control-plane password exists).
+// While it runs: an IoT device (paho-mqtt) and mosquitto_sub share the broker and cannot
 // touch cpuburst/; once the phases are done: a kubectl-driven scenario against the live stack;
 // after Ctrl-C: the JSON proves the pipeline (Ready, acked, written as planned, restored, no cgroup
 // left) and that throttled periods dropped. Latency itself is asserted in bench/demo-latency.bench.ts.
@@ -94,7 +95,44 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     );
     const port = String(stack.broker.mqttPort);
     const iot = JSON.parse(fs.readFileSync(path.join(stack.credentials, 'iot-users.json'), 'utf8'));
-    const opPassword = fs.readFileSync(path.join(stack.credentials, 'operator.password'), 'utf8');
+    // The control plane's identities are ServiceAccount tokens bound to pods on the node.
+    assert.equal(stack.identities.agent.identity, `agent:${stack.node}`);
+    assert.equal(stack.identities.agent.serviceAccount, `${stack.namespace}/cpuburst-agent`);
+    assert.equal(stack.identities.operator.serviceAccount, `${stack.namespace}/cpuburst-operator`);
+    assert.deepEqual(
+      fs.readdirSync(stack.credentials).sort(),
+      ['acl.yaml', 'iot-users.json', 'tokens', 'users.yaml'],
+      'no operator password, no agent key',
+    );
+    const opToken = fs.readFileSync(stack.identities.operator.tokenFile, 'utf8');
+    const claims = JSON.parse(Buffer.from(opToken.split('.')[1]!, 'base64url').toString());
+    assert.deepEqual(claims.aud, ['cpuburst-broker']);
+    assert.equal(claims.sub, `system:serviceaccount:${stack.namespace}:cpuburst-operator`);
+    assert.equal(claims['kubernetes.io'].pod.name, stack.identities.operator.pod);
+    const agentClaims = JSON.parse(
+      Buffer.from(
+        fs.readFileSync(stack.identities.agent.tokenFile, 'utf8').split('.')[1]!,
+        'base64url',
+      ).toString(),
+    );
+    assert.equal(agentClaims['kubernetes.io'].node.name, stack.node, 'the agent token names its node');
+    // A password login as "operator" is refused: that user does not exist.
+    const noPw = await sh('mosquitto_sub', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      port,
+      '-u',
+      'operator',
+      '-P',
+      'guess',
+      '-t',
+      'cpuburst/#',
+      '-W',
+      '3',
+    ]);
+    assert.notEqual(noPw.code, 0);
+    assert.match(noPw.stderr, /not authori[sz]ed|bad user ?name or password|refused/i);
 
     // mosquitto_sub as the viewer: sees the device's readings, and nothing under cpuburst/.
     const viewerSub = (topic: string) => [
@@ -143,10 +181,11 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     assert.equal(await subDone, 0);
     assert.match(subOut, /^devices\/device-1\/temperature \{"celsius": ?21.5\}/);
 
-    // The forged retained "decision" never reached the topic: whatever is retained is the operator's.
+    // The forged retained "decision" never reached the topic: whatever is retained is the operator's
+    // (read with the operator ServiceAccount's token; the username is informational).
     const op = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
-      username: 'operator',
-      password: opPassword,
+      username: 'anything',
+      password: opToken,
       clientId: `e2e-${process.pid}`,
     });
     try {
@@ -174,7 +213,7 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     );
     const base = String(stack.baseQuotaUs);
     assert.equal(cg('cpu.cfs_quota_us'), base, 'the demo restored the kubelet quota');
-    // The printed mosquitto_sub command (operator credentials) shows the retained decision document.
+    // The printed mosquitto_sub command (operator token) shows the retained decision document.
     const cmd = /decisions:\s+(mosquitto_sub .*)$/m.exec(demo.stderr)?.[1];
     assert.ok(cmd, 'the demo prints a mosquitto_sub command');
     const subbed = await sh('sh', ['-c', `${cmd} -W 4`]); // retained messages, then a timeout (27)
@@ -268,6 +307,13 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     const p = res.pipeline;
     assert.equal(res.machine.mode, 'real');
     assert.equal(res.phases.length, 2);
+    // The broker derived the control-plane identities from the ServiceAccount tokens.
+    assert.deepEqual(
+      { agent: p.brokerIdentities.agent.identity, operator: p.brokerIdentities.operator.identity },
+      { agent: `agent:${stack.node}`, operator: 'operator' },
+    );
+    assert.equal(p.brokerIdentities.agent.by, 'k8s-token');
+    assert.equal(p.brokerIdentities.operator.by, 'k8s-token');
     assert.equal(p.strategy.ready, true);
     assert.equal(p.ack.result, 'Applied');
     assert.ok(p.ack.version >= p.decision.version);

@@ -1,5 +1,5 @@
-// `cpuburst operator` as a real process: flags, then against devcluster + the real broker (with
-// credentials), driven with the real kubectl: apply a strategy, annotate a pod, see the decision and
+// `cpuburst operator` as a real process: flags, then against devcluster + the real broker (operator
+// and agent with ServiceAccount tokens from devcluster; one legacy agent-key login), driven with the real kubectl: apply a strategy, annotate a pod, see the decision and
 // the CR turn Ready; invalid CRs are rejected with the CEL message; SIGTERM releases the lease.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { startTokenBroker, type TokenBroker } from '../support/token-broker.js';
 import { pod } from './fixtures.js';
 import {
   CM_NS,
+  type ControlTokens,
   exited,
   FakeAgent,
   HAVE_KUBECTL,
@@ -24,6 +25,7 @@ import {
   startControlBroker,
   waitFor,
   writeControlCredentials,
+  writeControlTokens,
 } from './harness.js';
 
 describe('cpuburst operator flags', () => {
@@ -59,6 +61,8 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
   let dir: string;
   let kubeconfig: string;
   let agent: FakeAgent;
+  let tokens: ControlTokens;
+  let url: string;
   let child: ReturnType<typeof spawnCli> | undefined;
   let logs: Array<Record<string, any>> = [];
 
@@ -67,16 +71,18 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
     kubeconfig = path.join(dir, 'kubeconfig');
     cluster = await startDevCluster({ kubeconfigPath: kubeconfig });
     await seedCluster(cluster, ['node-a']);
-    const creds = writeControlCredentials(dir, 'agent-key-123');
-    broker = await startControlBroker(creds);
-    const url = `mqtt://127.0.0.1:${broker.ports.mqttPort}`;
-    agent = new FakeAgent(url, 'node-a', deriveAgentPassword('agent-key-123', 'node-a'));
+    tokens = await writeControlTokens(cluster, kubeconfig, path.join(dir, 'tokens'), { node: 'node-a' });
+    // k8s-token for the control plane; the legacy users file + agent key stay available.
+    const legacy = writeControlCredentials(dir, 'agent-key-123');
+    broker = await startControlBroker(tokens, { legacyToo: legacy });
+    url = `mqtt://127.0.0.1:${broker.ports.mqttPort}`;
+    agent = new FakeAgent(url, 'node-a', tokens.agentToken());
     await agent.start();
     child = spawnCli([
       'operator',
       `--kubeconfig=${kubeconfig}`,
       `--mqtt-url=${url}`,
-      `--mqtt-password-file=${creds.operatorPasswordFile}`,
+      `--mqtt-token-file=${tokens.operatorTokenFile}`,
       `--config-map-namespace=${CM_NS}`,
       '--identity=op-cli',
       '--probe-port=0',
@@ -93,6 +99,7 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
       await exited(child);
     }
     await agent?.stop();
+    tokens?.stop();
     await broker?.close();
     await cluster?.close();
     rmSync(dir, { recursive: true, force: true });
@@ -168,6 +175,23 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
     assert.match(table.stdout, /web\s+auto\s+1\s+1\s+True/);
   });
 
+  it('legacy: an agent logging in with the shared agent key (HMAC password) still gets its decisions', async () => {
+    const legacyAgent = new FakeAgent(
+      url,
+      'node-a',
+      deriveAgentPassword('agent-key-123', 'node-a'),
+      `legacy-agent-${process.pid}`,
+    );
+    await legacyAgent.start();
+    try {
+      // The operator's retained document for node-a (whatever it holds by now).
+      const doc = await waitFor('retained decision for node-a', () => legacyAgent.latest);
+      assert.equal(doc.node, 'node-a');
+    } finally {
+      await legacyAgent.stop();
+    }
+  });
+
   it('kubectl apply of an invalid strategy is rejected with the CEL message', {
     skip: !HAVE_KUBECTL && 'kubectl not installed (run `make tools`)',
   }, async () => {
@@ -194,7 +218,7 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
     assert.match(r2.stderr, /policy/);
   });
 
-  it('a wrong MQTT password exits 1 with a clear log line', async () => {
+  it('legacy password flag: a wrong MQTT password exits 1 with a clear log line', async () => {
     writeFileSync(path.join(dir, 'wrong.pw'), 'nope');
     const r = await runCli([
       'operator',

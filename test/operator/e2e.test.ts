@@ -3,6 +3,8 @@
 // files change; the CR turns Ready; changing and deleting the strategy changes and restores values.
 // Then faults — watch dropped, 410, API 500s, broker restarted, leader killed — and after each a new
 // annotation reaches the cgroup within 5 s, with nothing lost.
+// Identities: agent and operator log in with ServiceAccount tokens from devcluster (TokenRequest bound
+// to their pods, --mqtt-token-file); the broker accepts nothing else (auth chain k8s-token only).
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +18,7 @@ import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
 import { pod } from './fixtures.js';
 import {
   CM_NS,
-  type ControlCredentials,
+  type ControlTokens,
   exited,
   HAVE_KUBECTL,
   jsonLines,
@@ -24,12 +26,11 @@ import {
   seedCluster,
   startControlBroker,
   waitFor,
-  writeControlCredentials,
+  writeControlTokens,
 } from './harness.js';
 
 const CONVERGE_MS = 5_000;
 const NODE = 'node-a';
-const AGENT_KEY = 'e2e-agent-key-0123456789';
 
 describe('e2e: kubectl → operator → broker → agent → cgroup files', {
   skip: !HAVE_KUBECTL && 'kubectl not installed (run `make tools`)',
@@ -46,7 +47,7 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
   const ops = new Map<string, { child: ChildProcess; logs: Array<Record<string, any>> }>();
   const containerDir = new Map<string, string>();
   let seq = 0;
-  let creds: ControlCredentials;
+  let creds: ControlTokens;
 
   const startBrokerOn = async (port: number) => {
     broker = await startControlBroker(creds, { port, flappingMaxCount: 0 });
@@ -57,7 +58,7 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
       'operator',
       `--kubeconfig=${kubeconfig}`,
       `--mqtt-url=mqtt://127.0.0.1:${brokerPort}`,
-      `--mqtt-password-file=${creds.operatorPasswordFile}`,
+      `--mqtt-token-file=${creds.operatorTokenFile}`,
       `--config-map-namespace=${CM_NS}`,
       `--identity=${identity}`,
       '--probe-port=0',
@@ -107,9 +108,9 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-operator-e2e-'));
     kubeconfig = path.join(dir, 'kubeconfig');
-    creds = writeControlCredentials(dir, AGENT_KEY);
     cluster = await startDevCluster({ kubeconfigPath: kubeconfig });
     await seedCluster(cluster, [NODE]);
+    creds = await writeControlTokens(cluster, kubeconfig, path.join(dir, 'tokens'), { node: NODE });
     await startBrokerOn(0);
     fake = FakeCgroupFs.create({ version: 2 });
     agent = spawnCli([
@@ -119,7 +120,7 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
       `--state-dir=${path.join(dir, 'agent-state')}`,
       `--proc-root=${fake.procRoot}`,
       `--mqtt-url=mqtt://127.0.0.1:${brokerPort}`,
-      `--mqtt-agent-key-file=${creds.agentKeyFile}`,
+      `--mqtt-token-file=${creds.agentTokenFile}`,
       '--interval=200',
       '--metrics-port=-1',
     ]);
@@ -143,6 +144,7 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
       agent.kill('SIGTERM');
       await exited(agent, 10_000);
     }
+    creds?.stop();
     await broker?.close();
     await cluster?.close();
     fake?.cleanup();
@@ -220,14 +222,29 @@ describe('e2e: kubectl → operator → broker → agent → cgroup files', {
     cluster.faults.reset();
   });
 
-  it('broker restarted (retained state lost): converges within 5 s, nothing lost', async () => {
+  it('broker restarted (retained state lost) after the tokens rotated on disk: reconnects with the new tokens, converges within 5 s, nothing lost', async () => {
     const port = brokerPort;
+    await creds.refresh(); // what the kubelet does at 80 % of the lifetime
     await broker.close();
     await startBrokerOn(port);
     const ms = await annotateAndTime('after-broker');
     assert.ok(ms < CONVERGE_MS, `${ms} ms`);
     assert.equal(burst('db-1'), 30_000);
     assert.equal(burst('after-drop'), 20_000);
+    const rotated = (lines: Array<Record<string, any>>) =>
+      lines.some((l) => l.message === 'Read the MQTT token file' && l.rotated === true);
+    const agentLines = agentOut.split('\n').flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, any>];
+      } catch {
+        return [];
+      }
+    });
+    assert.ok(rotated(agentLines), 'the agent re-read its rotated token');
+    assert.ok(
+      [...ops.values()].some((o) => rotated(o.logs)),
+      'an operator re-read its rotated token',
+    );
   });
 
   it('leader killed: the standby takes over and converges within 5 s, nothing lost', async () => {

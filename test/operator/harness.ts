@@ -9,8 +9,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import YAML from 'yaml';
+import type { BrokerConfig } from '../../broker/config.js';
 import { type RunningBroker, startBroker } from '../../broker/server.js';
 import { type Logger, memoryLogger, silentLogger } from '../../common/log.js';
+import { startControlIdentities } from '../../demo/identities.js';
 import type { DevCluster } from '../../devcluster/index.js';
 import type { DecisionBus } from '../../operator/bus.js';
 import type { Controller } from '../../operator/controller.js';
@@ -52,22 +54,79 @@ export function writeControlCredentials(
   return c;
 }
 
-/** The real broker (TCP only, on loopback) with those credentials. */
+/**
+ * The control plane's ServiceAccount identities in devcluster, the Kubernetes way (demo/identities.ts):
+ * ServiceAccounts cpuburst-agent and cpuburst-operator in `namespace`, a pod of each bound to `node`,
+ * and TokenRequest tokens (audience cpuburst-broker) bound to those pods, written to files.
+ */
+export interface ControlTokens {
+  kubeconfig: string;
+  saAgent: string;
+  saOperator: string;
+  agentTokenFile: string;
+  operatorTokenFile: string;
+  /** The token now in the file (tokens rotate; read it when you connect). */
+  agentToken(): string;
+  operatorToken(): string;
+  /** Re-issues both tokens (a kubelet refresh). */
+  refresh(): Promise<void>;
+  stop(): void;
+}
+
+export async function writeControlTokens(
+  cluster: DevCluster,
+  kubeconfig: string,
+  dir: string,
+  o: { node: string; namespace?: string },
+): Promise<ControlTokens> {
+  const ids = await startControlIdentities({
+    kc: kubeConfigFor(cluster),
+    namespace: o.namespace ?? CM_NS,
+    node: o.node,
+    dir,
+  });
+  return {
+    kubeconfig,
+    saAgent: ids.agent.serviceAccount,
+    saOperator: ids.operator.serviceAccount,
+    agentTokenFile: ids.agent.tokenFile,
+    operatorTokenFile: ids.operator.tokenFile,
+    agentToken: () => readFileSync(ids.agent.tokenFile, 'utf8'),
+    operatorToken: () => readFileSync(ids.operator.tokenFile, 'utf8'),
+    refresh: ids.refresh,
+    stop: ids.stop,
+  };
+}
+
+/**
+ * The real broker (TCP only, on loopback). With ControlTokens: auth chain k8s-token only, verified
+ * against devcluster (discovery + JWKS, bound pod read through the API). With ControlCredentials: the
+ * legacy users file + shared agent key.
+ */
 export function startControlBroker(
-  c: ControlCredentials,
-  opts: { port?: number; flappingMaxCount?: number } = {},
+  c: ControlCredentials | ControlTokens,
+  opts: { port?: number; flappingMaxCount?: number; legacyToo?: ControlCredentials } = {},
 ): Promise<RunningBroker> {
-  return startBroker({
+  const legacy = 'saAgent' in c ? opts.legacyToo : c;
+  const cfg: Partial<BrokerConfig> = {
     host: '127.0.0.1',
     mqttPort: opts.port ?? 0,
     tlsPort: -1,
     wsPort: -1,
     wssPort: -1,
     httpPort: -1,
-    usersFile: c.usersFile,
-    agentKeyFile: c.agentKeyFile,
+    ...(legacy ? { usersFile: legacy.usersFile, agentKeyFile: legacy.agentKeyFile } : {}),
     ...(opts.flappingMaxCount === undefined ? {} : { flappingMaxCount: opts.flappingMaxCount }),
-  });
+  };
+  if ('saAgent' in c) {
+    // k8s-token first: agent-key denies every agent:* username whose password is not its HMAC, and
+    // token clients send agent:<node> as the (informational) username; k8s-token ignores non-JWTs.
+    cfg.authChain = legacy ? ['k8s-token', 'password', 'agent-key'] : ['k8s-token'];
+    cfg.kubeconfig = c.kubeconfig;
+    cfg.saAgent = c.saAgent;
+    cfg.saOperator = c.saOperator;
+  }
+  return startBroker(cfg);
 }
 export const CM_NAME = 'cpu-burst-config';
 
@@ -239,12 +298,14 @@ export class FakeAgent {
   constructor(
     readonly url: string,
     readonly node: string,
+    /** A ServiceAccount token (k8s-token) or a legacy derived agent password. */
     readonly password?: string,
+    readonly clientId = `agent-${node}-${process.pid}`,
   ) {}
 
   async start(): Promise<void> {
     this.client = await mqtt.connectAsync(this.url, {
-      clientId: `agent-${this.node}-${process.pid}`,
+      clientId: this.clientId,
       username: `agent:${this.node}`,
       password: this.password,
       reconnectPeriod: 200,
