@@ -1,5 +1,6 @@
 // Operator benchmarks (one JSON object on stdout):
-//  - annotate → cgroup write: devcluster + the real broker + the operator + a real agent process on a
+//  - annotate → cgroup write: devcluster + the real broker (k8s-token: operator and agent log in with
+//    ServiceAccount tokens from devcluster) + the operator + a real agent process on a
 //    fake cgroupfs (v2), p50/p99 over ≥ 200 annotations (each pod's cpu.max.burst polled every 1 ms);
 //  - annotate → decision published (operator) and → received by a subscriber (agent side of the broker),
 //    p50/p99 over ≥ 200 sequential annotations, with 500 background pods on 50 nodes;
@@ -21,7 +22,7 @@ import {
   startControlBroker,
   startOperator,
   waitFor,
-  writeControlCredentials,
+  writeControlTokens,
 } from '../../test/operator/harness.js';
 import { spawnCli } from '../../test/support/cli.js';
 import { FakeCgroupFs } from '../../test/support/fake-cgroupfs.js';
@@ -156,10 +157,11 @@ function plannerScale() {
 
 async function cgroupLatency() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-operator-bench-'));
-  const creds = writeControlCredentials(dir, 'bench-agent-key-0123456789');
-  const cluster = await startDevCluster({ watchWindow: 100_000 });
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  const cluster = await startDevCluster({ watchWindow: 100_000, kubeconfigPath: kubeconfig });
   await seedCluster(cluster, ['node-a']);
-  const broker = await startControlBroker(creds);
+  const tokens = await writeControlTokens(cluster, kubeconfig, path.join(dir, 'tokens'), { node: 'node-a' });
+  const broker = await startControlBroker(tokens);
   const url = `mqtt://127.0.0.1:${broker.ports.mqttPort}`;
   const fake = FakeCgroupFs.create({ version: 2 });
   const dirs: string[] = [];
@@ -181,7 +183,7 @@ async function cgroupLatency() {
     `--state-dir=${path.join(dir, 'state')}`,
     `--proc-root=${fake.procRoot}`,
     `--mqtt-url=${url}`,
-    `--mqtt-agent-key-file=${creds.agentKeyFile}`,
+    `--mqtt-token-file=${tokens.agentTokenFile}`,
     '--interval=1000',
     '--metrics-port=-1',
     '--log-level=warn',
@@ -189,7 +191,7 @@ async function cgroupLatency() {
   const op = await startOperator(
     cluster,
     { url, port: broker.ports.mqttPort!, close: async () => {} },
-    { identity: 'bench', mqttPassword: creds.operatorPassword },
+    { identity: 'bench', mqttTokenFile: tokens.operatorTokenFile },
   );
   await waitFor('synced', () => op.controller.synced, 30_000);
   await sleep(1500); // the agent connects and subscribes
@@ -208,13 +210,14 @@ async function cgroupLatency() {
   await op.stop();
   agent.kill('SIGTERM');
   await exited(agent, 10_000);
+  tokens.stop();
   await broker.close();
   await cluster.close();
   fake.cleanup();
   rmSync(dir, { recursive: true, force: true });
   return {
     annotateToCgroupWriteMs: summary(ms),
-    broker: 'broker/ (real)',
+    broker: 'broker/ (real, k8s-token)',
     agent: 'real process, fake cgroupfs v2',
   };
 }

@@ -213,8 +213,10 @@ export interface OperatorOpts {
   staleMs?: number;
   resyncMs?: number;
   memoryLog?: boolean;
-  /** MQTT password of the operator identity (the real broker requires one). */
+  /** MQTT password of the operator identity (legacy password login). */
   mqttPassword?: string;
+  /** The operator ServiceAccount's token file (k8s-token login; re-read on every reconnect). */
+  mqttTokenFile?: string;
   configMapName?: string;
   configMapNamespace?: string;
 }
@@ -236,7 +238,7 @@ export async function startOperator(
     log,
     metrics,
     identity,
-    mqtt: { url: broker.url, password: o.mqttPassword },
+    mqtt: { url: broker.url, password: o.mqttPassword, tokenFile: o.mqttTokenFile },
     configMapName: o.configMapName ?? CM_NAME,
     configMapNamespace: o.configMapNamespace ?? CM_NS,
     resyncMs: o.resyncMs ?? 0,
