@@ -1,0 +1,123 @@
+// Smoke run of bench/p3-broker.bench.ts: the same code path with small sizes (short QoS 0/1
+// flows against cpuburst and Mosquitto, password users + ACL, 1,000 idle connections on each and
+// through two Redis-clustered replicas). Asserts the result's shape and sanity, never goal
+// thresholds (timings on a loaded CI box mean nothing).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { BenchResult } from '../../bench/lib/results.js';
+import { REPO_ROOT } from '../support/cli.js';
+
+const MOSQUITTO = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
+function hasRedis(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const skip = !existsSync(MOSQUITTO)
+  ? `mosquitto is not installed at ${MOSQUITTO} (make deps installs it)`
+  : !hasRedis()
+    ? 'redis-server is not installed (make deps installs it)'
+    : false;
+
+test('p3-broker --smoke compares cpuburst with mosquitto on every row', {
+  timeout: 300_000,
+  skip,
+}, async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-test-p3-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(REPO_ROOT, 'bench/p3-broker.bench.ts'), '--smoke'],
+    { cwd: REPO_ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-8000);
+  });
+  child.stdout.resume();
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  assert.equal(code, 0, stderr);
+
+  const res = JSON.parse(readFileSync(path.join(dir, 'p3-broker.smoke.json'), 'utf8')) as BenchResult;
+  assert.equal(res.part, 'p3-broker');
+  assert.equal(res.mode, 'smoke');
+  assert.ok(res.durationSeconds > 0 && res.durationSeconds < 300);
+  assert.match(String(res.setup.mosquitto), /^mosquitto 2\./);
+  assert.ok(['dist/cli.js', 'cli.ts'].some((b) => String(res.setup.cpuburst).includes(b)));
+
+  // Flows: every case has msgs/s, p50 and p99 for both brokers, measured in this run.
+  const flows = res.rows.filter((r) => /fan-(in|out)/.test(r.case));
+  const cases = [...new Set(flows.map((r) => r.case))];
+  assert.ok(cases.length >= 4, `cases: ${cases.join(' | ')}`);
+  assert.ok(cases.some((c) => c.startsWith('QoS 0')) && cases.some((c) => c.startsWith('QoS 1')));
+  assert.ok(cases.some((c) => c.includes('password users + ACL')));
+  for (const c of cases) {
+    const get = (m: string) => flows.find((r) => r.case === c && r.metric === m);
+    const tput = get('msgs/s delivered')!;
+    const p50 = get('p50 latency ms')!;
+    const p99 = get('p99 latency ms')!;
+    assert.ok(tput && p50 && p99, `${c}: three rows`);
+    for (const r of [tput, p50, p99]) {
+      assert.ok(
+        Number.isFinite(r.value) && r.value! > 0,
+        `${c} ${r.metric} value ${r.value}: ${r.note ?? ''}`,
+      );
+      assert.ok(
+        Number.isFinite(r.reference) && r.reference! > 0,
+        `${c} ${r.metric} reference: ${r.note ?? ''}`,
+      );
+      assert.match(r.referenceName!, /^mosquitto 2\./);
+      assert.ok(Math.abs(r.ratio! - r.value! / r.reference!) < 0.01, `${c} ${r.metric} ratio`);
+      assert.equal(typeof r.met, 'boolean');
+    }
+    assert.equal(tput.goal, '≥ 0.5× mosquitto');
+    // a loopback broker delivers more than 100 messages a second and never within a microsecond
+    assert.ok(tput.value! > 100 && tput.reference! > 100);
+    assert.ok(p50.value! <= p99.value! && p50.reference! <= p99.reference!);
+    assert.ok(p50.value! > 0.001 && p99.value! < 10_000);
+  }
+  const perCase = res.setup.perCase as {
+    floodRun: { generatorCpuCores: number[]; brokerCpuCores: number };
+  }[];
+  assert.equal(perCase.length, cases.length * 2);
+  for (const p of perCase) {
+    assert.ok(p.floodRun.generatorCpuCores.length >= 3);
+    assert.ok(p.floodRun.generatorCpuCores.every((x) => x >= 0 && x < 2));
+  }
+
+  // Idle connections: 1,000 held by each single process; RSS and bytes per connection measured.
+  const idle = (metric: string) =>
+    res.rows.find((r) => r.case.startsWith('idle connections, one process') && r.metric === metric)!;
+  assert.equal(idle('connections held').value, 1000);
+  assert.equal(idle('connections held').reference, 1000);
+  assert.ok(idle('RSS MiB').value! > 10 && idle('RSS MiB').reference! > 0);
+  assert.ok(idle('bytes per connection').value! > 0, 'cpuburst bytes per connection');
+  assert.ok(idle('connects/s').value! > 0 && idle('connects/s').reference! > 0);
+  const extrap = res.rows.find((r) => r.case.startsWith('100k idle connections, one process'))!;
+  assert.ok(extrap.value! > idle('RSS MiB').value!, 'extrapolation grows');
+  // The clustered row: cpuburst measured through Redis-sharing replicas; mosquitto not measurable.
+  const cluster = res.rows.filter((r) => r.case.includes('cpuburst replicas sharing Redis'));
+  assert.equal(cluster.length, 2);
+  for (const r of cluster) {
+    assert.equal(r.reference, null);
+    assert.match(r.note!, /mosquitto: not measurable here/);
+  }
+  assert.equal(cluster.find((r) => r.metric === 'connections held')!.value, 1000);
+  assert.ok(cluster.find((r) => r.metric.startsWith('RSS MiB'))!.value! > 0);
+
+  // Charts: one series per broker, values aligned with x.
+  assert.ok(res.charts.length >= 3);
+  for (const ch of res.charts) {
+    for (const s of ch.series) assert.equal(s.values.length, ch.x.length, ch.title);
+  }
+});
