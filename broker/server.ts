@@ -244,6 +244,11 @@ export async function startBroker(
     id: `${cfg.brokerId}-${randomBytes(4).toString('hex')}`,
     persistence: store.persistence,
     mq: store.mq,
+    // No mqemitter queue (aedes' default is 100 in flight, the rest queued): when the only
+    // subscriber of a QoS 0 flood leaves, the queued messages complete synchronously one into the
+    // next and overflow the stack (crash). Publishers stay bounded: aedes reads a client's next
+    // batch only once its previous publishes were delivered (or the subscriber socket drained).
+    concurrency: 0,
     maximumPacketSize: cfg.maxPayloadBytes + 70_000, // header room; the payload is checked exactly below
     heartbeatInterval: 5000,
     topicAliasMaximum: 64, // MQTT 5 inbound topic aliases
