@@ -67,6 +67,16 @@ export function apiResourceList(
         kind: 'Scale',
         verbs: ['get', 'patch', 'update'],
       });
+    if (t.group === '' && t.plural === 'serviceaccounts')
+      resources.push({
+        name: 'serviceaccounts/token',
+        singularName: '',
+        namespaced: true,
+        group: 'authentication.k8s.io',
+        version: 'v1',
+        kind: 'TokenRequest',
+        verbs: ['create'],
+      });
     if (t.status)
       resources.push({
         name: `${t.plural}/status`,
@@ -90,7 +100,8 @@ function resourceEntry(t: ResourceType): Record<string, unknown> {
     singularName: t.singular,
     namespaced: t.namespaced,
     kind: t.kind,
-    verbs: VERBS,
+    // Reviews are create-only, as on the real server.
+    verbs: /^(authentication|authorization)\.k8s\.io$/.test(t.group) ? ['create'] : VERBS,
     storageVersionHash: Buffer.from(`${t.group}/${t.version}/${t.kind}`).toString('base64').slice(0, 11),
   };
   if (t.shortNames.length) e.shortNames = t.shortNames;

@@ -12,12 +12,25 @@ import { Registry, type ResourceType } from './resources.js';
 import { createHandler } from './server.js';
 import { type Obj, Store, type WriteOptions } from './store.js';
 import { selfSignedCert } from './tls.js';
+import { storeLookup } from './token-api.js';
+import { type SigningAlg, type SigningKey, TokenIssuer } from './tokens.js';
 import { admitCustomResource } from './validation.js';
 import { WatchConn } from './watch.js';
 
 export { ApiError } from './errors.js';
 export { Faults } from './faults.js';
 export type { Obj } from './store.js';
+export {
+  decodeJwt,
+  generateSigningKey,
+  type IssuedToken,
+  type IssueOptions,
+  jwkThumbprint,
+  type SigningKey,
+  signingKeyFromPem,
+  type TokenClaims,
+  TokenIssuer,
+} from './tokens.js';
 
 export interface DevClusterOptions {
   port?: number; // 0 (default) = random
@@ -38,6 +51,19 @@ export interface DevClusterOptions {
   log?: Logger;
   /** after each response (for watches: when the stream opens): method, URL (path + query), status code. */
   onRequest?: (method: string, url: string, code: number, error?: string) => void;
+  /** ServiceAccount token issuer URL (the `iss` claim; default: the server URL). */
+  saIssuer?: string;
+  /** PEM signing key: loaded if the file exists, else generated and written there (and on rotation). */
+  saSigningKeyFile?: string;
+  saSigningKey?: SigningKey;
+  /** RS256 (default, as kube-apiserver) or ES256. */
+  saSigningAlg?: SigningAlg;
+  /** TokenRequest's smallest expirationSeconds (kube-apiserver enforces 600, the default). */
+  saMinExpirationSeconds?: number;
+  /** exp/nbf clock skew accepted when verifying (kube-apiserver: 60). */
+  saLeewaySeconds?: number;
+  /** create the `default` ServiceAccount in every namespace, as the ServiceAccount controller does (default true). */
+  defaultServiceAccounts?: boolean;
 }
 
 /** Direct access to objects for tests: writes still bump resourceVersion and notify watchers. */
@@ -119,6 +145,10 @@ export interface DevCluster {
   store: DevStore;
   faults: Faults;
   caPem?: string;
+  /** the ServiceAccount token issuer: issue(), rotate({keepPrevious}), verify(), jwks(), kids. */
+  tokens: TokenIssuer;
+  /** the `iss` of ServiceAccount tokens. */
+  issuer: string;
   close(): Promise<void>;
 }
 
@@ -154,7 +184,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
     resourceVersion: () => store.rv,
     injected: () => faults.injected,
   });
-  const handler = createHandler({
+  const ctx: Parameters<typeof createHandler>[0] = {
     metrics,
     store,
     registry,
@@ -165,7 +195,10 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
     maxWatchBufferedBytes: opts.maxWatchBufferedBytes ?? 16 * 1024 * 1024,
     serverAddress: () => new URL(url).host,
     onRequest: opts.onRequest,
-  });
+    minTokenExpirationSeconds: opts.saMinExpirationSeconds ?? 600,
+    apiUrl: () => url,
+  };
+  const handler = createHandler(ctx);
   let caPem: string | undefined;
   let server: http.Server | https.Server;
   if (opts.tls) {
@@ -204,6 +237,22 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
   const port = (server.address() as AddressInfo).port;
   url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const kubeConfig = () => kubeconfigYaml({ server: url, token: opts.token, caPem });
+  const tokens = new TokenIssuer({
+    issuer: opts.saIssuer ?? url,
+    alg: opts.saSigningAlg,
+    key: opts.saSigningKey,
+    keyFile: opts.saSigningKeyFile,
+    leewaySeconds: opts.saLeewaySeconds,
+    now,
+    lookup: storeLookup(store, registry),
+  });
+  ctx.tokens = tokens;
+  ctx.rotateKey = (keepPrevious) => {
+    const r = tokens.rotate({ keepPrevious });
+    opts.log?.info('Rotated ServiceAccount signing key', { kid: r.kid, kept: r.previous });
+    return r;
+  };
+  if (opts.defaultServiceAccounts ?? true) ensureDefaultServiceAccounts(store, registry);
   if (opts.kubeconfigPath) writeFileSync(opts.kubeconfigPath, kubeConfig(), { mode: 0o600 });
 
   return {
@@ -214,6 +263,8 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
     store: new DevStore(store, registry),
     faults,
     caPem,
+    tokens,
+    issuer: tokens.issuer,
     close: async () => {
       faults.closeWatches();
       if (snapshotTimer) clearTimeout(snapshotTimer);
@@ -226,4 +277,29 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
       });
     },
   };
+}
+
+/**
+ * The ServiceAccount controller's one job we copy: every namespace has a `default` ServiceAccount
+ * (existing namespaces now, new ones as they are created).
+ */
+function ensureDefaultServiceAccounts(store: Store, registry: Registry): void {
+  const nsType = registry.get('', 'v1', 'namespaces')!;
+  const saType = registry.get('', 'v1', 'serviceaccounts')!;
+  const ensure = (ns: Obj) => {
+    const name = ns.metadata?.name;
+    if (!name || ns.metadata.deletionTimestamp || store.tryGet(saType, name, 'default')) return;
+    try {
+      store.create(saType, name, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
+    } catch {
+      // the namespace went away meanwhile
+    }
+  };
+  for (const ns of store.list(nsType)) ensure(ns);
+  store.subscribe({
+    key: store.watchKey(nsType),
+    deliver: (ev) => {
+      if (ev.type === 'ADDED') ensure(ev.obj);
+    },
+  });
 }

@@ -64,6 +64,39 @@ const FLAGS: FlagSpec[] = [
     type: 'string',
     help: 'write {"url","port"} JSON here once listening',
   },
+  {
+    name: 'sa-issuer',
+    env: 'DEVCLUSTER_SA_ISSUER',
+    type: 'string',
+    help: 'iss of ServiceAccount tokens (default: the server URL)',
+  },
+  {
+    name: 'sa-signing-key-file',
+    env: 'DEVCLUSTER_SA_SIGNING_KEY_FILE',
+    type: 'string',
+    help: 'PEM signing key for ServiceAccount tokens: loaded if present, else generated and saved here',
+  },
+  {
+    name: 'sa-signing-alg',
+    env: 'DEVCLUSTER_SA_SIGNING_ALG',
+    type: 'string',
+    default: 'RS256',
+    help: 'RS256 or ES256 (for generated keys)',
+  },
+  {
+    name: 'sa-min-expiration-seconds',
+    env: 'DEVCLUSTER_SA_MIN_EXPIRATION_SECONDS',
+    type: 'int',
+    default: 600,
+    help: 'smallest TokenRequest expirationSeconds accepted (kube-apiserver: 600)',
+  },
+  {
+    name: 'sa-leeway-seconds',
+    env: 'DEVCLUSTER_SA_LEEWAY_SECONDS',
+    type: 'int',
+    default: 60,
+    help: 'clock skew accepted on exp/nbf when verifying tokens (kube-apiserver: 60)',
+  },
   LOG_LEVEL_FLAG,
 ];
 
@@ -79,6 +112,11 @@ export async function main(argv: string[]): Promise<number | undefined> {
   if ((values.watchWindow as number) < 1) throw new FlagError('--watch-window must be at least 1');
   if ((values.port as number) < 0 || (values.port as number) > 65535)
     throw new FlagError('--port must be 0..65535');
+  const alg = values.saSigningAlg as string;
+  if (alg !== 'RS256' && alg !== 'ES256') throw new FlagError('--sa-signing-alg must be RS256 or ES256');
+  if ((values.saMinExpirationSeconds as number) < 1)
+    throw new FlagError('--sa-min-expiration-seconds must be at least 1');
+  if ((values.saLeewaySeconds as number) < 0) throw new FlagError('--sa-leeway-seconds must be >= 0');
   let dc: DevCluster;
   try {
     dc = await startDevCluster({
@@ -91,6 +129,11 @@ export async function main(argv: string[]): Promise<number | undefined> {
       watchWindow: values.watchWindow as number,
       bookmarkIntervalMs: (values.bookmarkInterval as number) * 1000,
       log,
+      saIssuer: values.saIssuer as string | undefined,
+      saSigningKeyFile: values.saSigningKeyFile as string | undefined,
+      saSigningAlg: alg,
+      saMinExpirationSeconds: values.saMinExpirationSeconds as number,
+      saLeewaySeconds: values.saLeewaySeconds as number,
       onRequest: (method, url, code, error) => {
         // Failed requests are worth a line (the client got the same message as a Status); the rest is debug.
         if (code >= 500) log.warn('Request failed', { method, url, code, error });
@@ -109,7 +152,15 @@ export async function main(argv: string[]): Promise<number | undefined> {
     url: dc.url,
     port: dc.port,
     kubeconfig: dc.kubeconfigPath,
+    issuer: dc.issuer,
   });
+  // SIGHUP rotates the ServiceAccount signing key, keeping the old one verifiable (like adding a key
+  // to --service-account-key-file); POST /debug/devcluster/rotate-sa-key can also drop it.
+  const onHup = () => {
+    const r = dc.tokens.rotate({ keepPrevious: true });
+    log.info('Rotated ServiceAccount signing key', { kid: r.kid, kept: r.previous, signal: 'SIGHUP' });
+  };
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info('Shutting down', { signal });
@@ -118,6 +169,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  process.off('SIGHUP', onHup);
   await dc.close();
   log.info('API server stopped');
   return 0;

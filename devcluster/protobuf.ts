@@ -1,5 +1,5 @@
-// kubectl 1.32's typed clients (`kubectl create namespace|configmap|secret|serviceaccount`) POST
-// Kubernetes protobuf. This decodes just those kinds (the `k8s\0` envelope, ObjectMeta and their
+// kubectl 1.32's typed clients (`kubectl create namespace|configmap|secret|serviceaccount|token`,
+// `kubectl auth can-i|whoami`) POST Kubernetes protobuf. This decodes just those kinds (the `k8s\0` envelope, ObjectMeta and their
 // data fields) into JSON objects; anything else is answered with 415 by the caller.
 import { errors } from './errors.js';
 
@@ -145,6 +145,30 @@ export function decodeK8sProtobuf(body: Buffer): Record<string, unknown> {
       }
       return { ...base, spec: out };
     }
+    case 'authentication.k8s.io/v1/TokenRequest': {
+      // `kubectl create token`: spec { audiences(1), boundObjectRef(3) {kind, apiVersion, name, uid}, expirationSeconds(4) }
+      const spec = parse((raw.get(2)?.[0] as Buffer) ?? Buffer.alloc(0));
+      const out: Record<string, unknown> = { audiences: strs(spec, 1) };
+      const exp = spec.get(4)?.[0];
+      if (typeof exp === 'bigint') out.expirationSeconds = Number(BigInt.asIntN(64, exp));
+      const ref = spec.get(3)?.[0] as Buffer | undefined;
+      if (ref) {
+        const f = parse(ref);
+        out.boundObjectRef = drop({
+          kind: str(f, 1),
+          apiVersion: str(f, 2),
+          name: str(f, 3),
+          uid: str(f, 4),
+        });
+      }
+      return { ...base, spec: out };
+    }
+    case 'authentication.k8s.io/v1/TokenReview': {
+      const spec = parse((raw.get(2)?.[0] as Buffer) ?? Buffer.alloc(0));
+      return { ...base, spec: { token: str(spec, 1), audiences: strs(spec, 2) } };
+    }
+    case 'authentication.k8s.io/v1/SelfSubjectReview':
+      return base;
     case 'v1/ServiceAccount':
       return drop({ ...base, automountServiceAccountToken: bool(raw, 4) });
     default:

@@ -126,7 +126,11 @@ const BUILTINS: Record<string, Spec[]> = {
     ['ClusterRole', 'clusterroles', false],
     ['ClusterRoleBinding', 'clusterrolebindings', false],
   ],
-  // Access reviews are answered, never stored (server.ts).
+  // Access and token reviews are answered, never stored (server.ts, token-api.ts).
+  'authentication.k8s.io/v1': [
+    ['TokenReview', 'tokenreviews', false],
+    ['SelfSubjectReview', 'selfsubjectreviews', false],
+  ],
   'authorization.k8s.io/v1': [
     ['SelfSubjectAccessReview', 'selfsubjectaccessreviews', false],
     ['SubjectAccessReview', 'subjectaccessreviews', false],

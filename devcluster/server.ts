@@ -17,6 +17,16 @@ import { fromScale, scalePaths, toScale } from './scale.js';
 import { combine, fieldMatcher, isMatchAll, labelMatcher } from './selectors.js';
 import type { Obj, Store } from './store.js';
 import { toTable } from './table.js';
+import {
+  type Authn,
+  authenticate,
+  authenticationReview,
+  OIDC_PATHS,
+  sendJson,
+  serveOidc,
+  tokenRequest,
+} from './token-api.js';
+import type { TokenIssuer } from './tokens.js';
 import { prune, versionSchema } from './validation.js';
 import { WatchConn } from './watch.js';
 
@@ -32,7 +42,18 @@ export interface ServerContext {
   /** after each response: method, request URL (path + query), status code. */
   onRequest?: (method: string, url: string, code: number, error?: string) => void;
   metrics?: DevClusterMetrics;
+  /** the ServiceAccount token issuer (TokenRequest, TokenReview, OIDC discovery, bearer tokens). */
+  tokens?: TokenIssuer;
+  /** TokenRequest's smallest expirationSeconds (kube-apiserver: 600). */
+  minTokenExpirationSeconds?: number;
+  /** the API server's URL (the OIDC document's jwks_uri is under it). */
+  apiUrl?: () => string;
+  /** POST /debug/devcluster/rotate-sa-key (admin only). */
+  rotateKey?: (keepPrevious: boolean) => { kid: string; previous: string[] };
 }
+
+/** Paths every authenticated user may GET (kube-apiserver's system:discovery and system:public-info-viewer). */
+const DISCOVERY = /^\/(api|apis|openapi|version)(\/.*)?$|^\/(healthz|livez|readyz)$/;
 
 interface Target {
   t: ResourceType;
@@ -153,7 +174,10 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     res.end('ok');
     return;
   }
-  if (ctx.token && req.headers.authorization !== `Bearer ${ctx.token}`) throw errors.unauthorized();
+  // OIDC discovery is public, as when system:service-account-issuer-discovery is bound to everyone.
+  if (ctx.tokens && method === 'GET' && OIDC_PATHS.includes(path))
+    return serveOidc(ctx.tokens, ctx.apiUrl?.() ?? '', path, res);
+  const caller = authenticate(req, ctx.token, ctx.tokens);
   const delay = ctx.faults.delayFor(method, req.url ?? path);
   if (delay > 0) await new Promise((r) => setTimeout(r, delay));
   const failure = ctx.faults.failureFor(method, req.url ?? path);
@@ -167,6 +191,30 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 
   const segs = path.split('/').filter(Boolean);
   const reg = ctx.registry;
+  if (path === '/debug/devcluster/rotate-sa-key' && ctx.rotateKey) {
+    if (method !== 'POST') throw errors.methodNotAllowed('rotate-sa-key only supports POST');
+    if (caller.kind !== 'admin')
+      throw new ApiError(403, 'Forbidden', 'only the devcluster admin may rotate the signing key');
+    const keep = ['true', '1'].includes(url.searchParams.get('keepPrevious') ?? '');
+    return sendJson(res, 200, ctx.rotateKey(keep));
+  }
+  if (
+    caller.kind === 'serviceaccount' &&
+    !(segs[0] === 'api' && segs.length >= 3) &&
+    !(segs[0] === 'apis' && segs.length >= 4)
+  ) {
+    // Non-resource request by a ServiceAccount: discovery is open to every authenticated user.
+    const attrs: Attributes = { verb: method.toLowerCase(), path };
+    if (
+      !(method === 'GET' && DISCOVERY.test(path)) &&
+      !authorize(ctx.store, ctx.registry, caller.subject, attrs).allowed
+    )
+      throw new ApiError(
+        403,
+        'Forbidden',
+        `forbidden: User "${caller.subject.user}" cannot ${attrs.verb} path "${path}"`,
+      );
+  }
   if (method === 'GET') {
     if (path === '/metrics' && ctx.metrics) {
       const text = await ctx.metrics.registry.metrics();
@@ -217,7 +265,8 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       : undefined;
   if (!target) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
   const { t, ns, name, sub } = target;
-  if (sub && sub !== 'status' && !(sub === 'scale' && scalePaths(t)))
+  const tokenSub = sub === 'token' && t.group === '' && t.plural === 'serviceaccounts';
+  if (sub && sub !== 'status' && !(sub === 'scale' && scalePaths(t)) && !tokenSub)
     throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
   if (sub === 'status' && !t.status)
     throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
@@ -227,9 +276,9 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     ? parseBody(await readBody(req), String(req.headers['content-type'] ?? 'application/json'), method)
     : undefined;
 
-  if (t.group === 'authorization.k8s.io') return accessReview(ctx, req, res, t, method, body);
-  const who = impersonated(req);
-  if (who) {
+  if (t.group === 'authorization.k8s.io') return accessReview(ctx, req, res, t, method, body, caller);
+  const who = requestSubject(ctx, req, caller);
+  if (who && !(t.group === 'authentication.k8s.io' && t.kind === 'SelfSubjectReview')) {
     const watching = target.watch || q.get('watch') === 'true' || q.get('watch') === '1';
     const verbs: Record<string, string> = {
       GET: name ? 'get' : watching ? 'watch' : 'list',
@@ -252,6 +301,26 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
         group: t.group || undefined,
         kind: t.plural,
       });
+  }
+  if (t.group === 'authentication.k8s.io') {
+    if (!ctx.tokens) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+    const r = authenticationReview(ctx.tokens, t, method, body, caller);
+    return send(res, r.code, r.body);
+  }
+  if (tokenSub) {
+    if (method !== 'POST' || !name || !ns || !ctx.tokens)
+      throw errors.methodNotAllowed('serviceaccounts/token only supports create');
+    const r = tokenRequest(
+      ctx.store,
+      ctx.registry,
+      ctx.tokens,
+      ns,
+      name,
+      body,
+      ctx.minTokenExpirationSeconds ?? 600,
+      ctx.now(),
+    );
+    return send(res, r.code, r.body);
   }
   if (sub === 'scale' && name) {
     scale(ctx, req, res, t, ns, name, method, body, dryRun);
@@ -380,6 +449,24 @@ function strictFields(t: ResourceType, body: Obj, q: URLSearchParams, res: Serve
   res.setHeader('Warning', unknown.map((f) => `299 - "unknown field \\"${f}\\""`).join(', '));
 }
 
+/**
+ * Whom RBAC checks: an impersonated user (a ServiceAccount caller needs the `impersonate` verb for
+ * that), else the ServiceAccount caller; undefined for the admin (allowed everything).
+ */
+function requestSubject(ctx: ServerContext, req: IncomingMessage, caller: Authn): Subject | undefined {
+  const imp = impersonated(req);
+  if (caller.kind === 'admin') return imp;
+  if (!imp) return caller.subject;
+  const checks: Attributes[] = [
+    { verb: 'impersonate', group: '', resource: 'users', name: imp.user },
+    ...imp.groups.map((g) => ({ verb: 'impersonate', group: '', resource: 'groups', name: g })),
+  ];
+  for (const a of checks)
+    if (!authorize(ctx.store, ctx.registry, caller.subject, a).allowed)
+      throw new ApiError(403, 'Forbidden', forbiddenMessage(caller.subject.user, a));
+  return imp;
+}
+
 /** `kubectl --as=...` (Impersonate-User / Impersonate-Group headers) → the subject RBAC checks. */
 function impersonated(req: IncomingMessage): Subject | undefined {
   const user = req.headers['impersonate-user'];
@@ -397,6 +484,7 @@ function accessReview(
   t: ResourceType,
   method: string,
   body: any,
+  caller: Authn,
 ): void {
   if (method !== 'POST') throw errors.methodNotAllowed(`${t.plural} only support create`);
   const spec = body?.spec ?? {};
@@ -411,10 +499,14 @@ function accessReview(
           'Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified',
       },
     ]);
+  const self = requestSubject(ctx, req, caller);
+  if (t.kind === 'SubjectAccessReview' && caller.kind === 'serviceaccount') {
+    const a: Attributes = { verb: 'create', group: t.group, resource: t.plural };
+    if (!authorize(ctx.store, ctx.registry, caller.subject, a).allowed)
+      throw new ApiError(403, 'Forbidden', forbiddenMessage(caller.subject.user, a));
+  }
   const subject: Subject | undefined =
-    t.kind === 'SubjectAccessReview'
-      ? { user: String(spec.user ?? ''), groups: spec.groups ?? [] }
-      : impersonated(req);
+    t.kind === 'SubjectAccessReview' ? { user: String(spec.user ?? ''), groups: spec.groups ?? [] } : self;
   const attrs: Attributes = ra
     ? {
         verb: ra.verb,
