@@ -31,7 +31,7 @@ import {
   planContext,
   planNode,
 } from './planner/plan.js';
-import type { PodLike } from './planner/pods.js';
+import { type PodLike, slimMeta, slimPod } from './planner/pods.js';
 import { canonical, computeStatus, type NodeFeedback, sameStatus } from './planner/status.js';
 import { type CpuBurstStrategy, CRD_GROUP, CRD_KIND, CRD_PLURAL, CRD_VERSION } from './types.js';
 
@@ -55,6 +55,8 @@ export interface ControllerOptions {
   watchTimeoutSeconds?: number;
   /** How often schedules are re-evaluated. */
   scheduleCheckMs?: number;
+  /** Pods' initial state through a watch-list (sendInitialEvents), falling back to list. Default true. */
+  watchList?: boolean;
   now?: () => Date;
 }
 
@@ -138,6 +140,7 @@ export class Controller {
       path: '/api/v1/nodes',
       list: () => apis.core.listNode() as any,
       onMetric: metric('nodes'),
+      transform: slimMeta,
     });
     this.namespaces = new Reflector<Obj>({
       ...common,
@@ -145,6 +148,7 @@ export class Controller {
       path: '/api/v1/namespaces',
       list: () => apis.core.listNamespace() as any,
       onMetric: metric('namespaces'),
+      transform: slimMeta,
     });
     this.pods = new Reflector<Obj>({
       ...common,
@@ -152,6 +156,9 @@ export class Controller {
       path: '/api/v1/pods',
       list: () => apis.core.listPodForAllNamespaces() as any,
       onMetric: metric('pods'),
+      // The biggest cache by far: slim pods, and the initial state streamed (watch-list), not one list.
+      transform: slimPod,
+      watchList: o.watchList ?? true,
     });
     const fieldSelector = `metadata.name=${o.configMapName}`;
     this.configMaps = new Reflector<Obj>({

@@ -2,6 +2,10 @@
 // error and sends neither allowWatchBookmarks nor timeoutSeconds): list, then watch from the list's
 // resourceVersion with bookmarks and a jittered server timeout; relist on 410; exponential backoff
 // on errors; periodic relist; relist when the watch has been silent for too long (half-open TCP).
+// Two options for big clusters, as client-go has them: `transform` projects each object before it is
+// cached (a slim pod instead of the whole object), and `watchList` gets the initial state as a
+// watch stream (sendInitialEvents, KEP-3157) instead of one huge list response, falling back to list
+// when the server does not support it.
 import { EventEmitter } from 'node:events';
 import type { Watch } from '@kubernetes/client-node';
 import type { Logger } from '../../common/log.js';
@@ -36,7 +40,14 @@ export interface ReflectorOptions<T extends KubeObject> {
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   onMetric?: (what: 'list' | 'watch' | 'relist410' | 'error' | 'stale' | 'event', detail?: string) => void;
+  /** Projects every received object before it is cached and emitted (keep metadata.name/namespace/resourceVersion). */
+  transform?: (obj: any) => T;
+  /** Initial state (and relists) through a watch with sendInitialEvents=true instead of a list. */
+  watchList?: boolean;
 }
+
+/** The annotation of the bookmark that ends the initial events of a watch-list. */
+export const INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
 
 function keyOf(o: KubeObject): string {
   const m = o.metadata ?? {};
@@ -63,6 +74,8 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
   private timers = new Set<NodeJS.Timeout>();
   private resyncTimer: NodeJS.Timeout | undefined;
   private staleTimer: NodeJS.Timeout | undefined;
+  /** Set once the server showed it cannot do watch-list: plain lists from then on. */
+  private watchListUnsupported = false;
 
   constructor(private readonly o: ReflectorOptions<T>) {
     super();
@@ -113,6 +126,20 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
     void (relist ? this.relist() : this.startWatch());
   }
 
+  /** The server cannot do watch-list: drop this watch and list from now on. */
+  private fallBackToList(why: string, alreadyDone = false): void {
+    this.watchListUnsupported = true;
+    this.o.log.info('Watch-list not supported, falling back to list', {
+      resource: this.o.resource,
+      reason: why,
+    });
+    if (!alreadyDone) {
+      this.gen++;
+      this.abort?.abort();
+    }
+    void this.relist();
+  }
+
   private later(fn: () => void, ms: number): void {
     const t = setTimeout(() => {
       this.timers.delete(t);
@@ -129,7 +156,20 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
     return Math.round(d * (0.8 + Math.random() * 0.4));
   }
 
+  private project(raw: any): T {
+    return this.o.transform ? this.o.transform(raw) : (raw as T);
+  }
+
+  /** Whether the watch-list path is in use (the option is on and the server has not refused it). */
+  get usesWatchList(): boolean {
+    return Boolean(this.o.watchList) && !this.watchListUnsupported;
+  }
+
   private async relist(): Promise<void> {
+    if (this.usesWatchList) {
+      await this.startWatch(true);
+      return;
+    }
     const gen = ++this.gen;
     let list: ListResult<T>;
     try {
@@ -153,11 +193,20 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
     if (gen !== this.gen || this.stopped) return;
     this.o.onMetric?.('list');
     this.lastActivity = Date.now();
-    const seen = new Set<string>();
-    for (const raw of list.items ?? []) {
-      const obj = raw as T;
-      const k = keyOf(obj);
-      seen.add(k);
+    const items = list.items ?? [];
+    const fresh = new Map<string, T>();
+    for (let i = 0; i < items.length; i++) {
+      const obj = this.project(items[i]);
+      items[i] = undefined as unknown as T; // let the raw object go as soon as it is projected
+      fresh.set(keyOf(obj), obj);
+    }
+    this.replace(fresh, list.metadata?.resourceVersion);
+    await this.startWatch();
+  }
+
+  /** A complete state (list or watch-list): emit the differences to the cache, then synced. */
+  private replace(fresh: Map<string, T>, rv: string | undefined): void {
+    for (const [k, obj] of fresh) {
       const old = this.cache.get(k);
       this.cache.set(k, obj);
       if (!old) this.emit('change', 'ADDED', obj, undefined);
@@ -165,19 +214,22 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
         this.emit('change', 'MODIFIED', obj, old);
     }
     for (const [k, old] of [...this.cache]) {
-      if (seen.has(k)) continue;
+      if (fresh.has(k)) continue;
       this.cache.delete(k);
       this.emit('change', 'DELETED', old, old);
     }
-    this.rv = list.metadata?.resourceVersion;
+    this.rv = rv;
     if (!this.synced) {
       this.synced = true;
       this.emit('synced');
     }
-    await this.startWatch();
   }
 
-  private async startWatch(): Promise<void> {
+  /**
+   * Watches from this.rv; with `initial`, a watch-list: no resourceVersion, sendInitialEvents=true,
+   * objects collected until the bookmark annotated k8s.io/initial-events-end, then diffed like a list.
+   */
+  private async startWatch(initial = false): Promise<void> {
     const gen = ++this.gen;
     const min = this.o.watchTimeoutSeconds ?? 300;
     const query: Record<string, string | number | boolean> = {
@@ -185,14 +237,40 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
       timeoutSeconds: Math.round(min + Math.random() * min),
       ...this.o.query,
     };
-    if (this.rv) query.resourceVersion = this.rv;
+    if (initial) {
+      query.sendInitialEvents = true;
+      query.resourceVersionMatch = 'NotOlderThan';
+    } else if (this.rv) query.resourceVersion = this.rv;
     const openedAt = Date.now();
     let gotEvent = false;
     let gone = false;
     let errorEvent: string | undefined;
+    let errorCode: number | undefined;
+    // Initial events of a watch-list (undefined once they ended, or for a plain watch).
+    let fresh: Map<string, T> | undefined = initial ? new Map() : undefined;
+    if (initial) this.o.onMetric?.('list');
     const onEvent = (type: string, obj: any) => {
       if (gen !== this.gen) return;
       this.lastActivity = Date.now();
+      if (fresh && type !== 'ERROR') {
+        gotEvent = true;
+        if (type === 'BOOKMARK') {
+          if (obj?.metadata?.annotations?.[INITIAL_EVENTS_END] === 'true') {
+            const state = fresh;
+            fresh = undefined;
+            this.failures = 0;
+            this.replace(state, obj?.metadata?.resourceVersion);
+          } else {
+            // A server without watch-list ignores sendInitialEvents and never sends the end marker.
+            this.fallBackToList('a bookmark arrived before the initial-events-end marker');
+          }
+          return;
+        }
+        const o = this.project(obj);
+        if (type === 'DELETED') fresh.delete(keyOf(o));
+        else fresh.set(keyOf(o), o);
+        return;
+      }
       if (type === 'ERROR') {
         const code = obj?.code;
         this.o.log.info('Watch returned an error event', {
@@ -201,7 +279,10 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
           message: obj?.message,
         });
         if (code === 410) gone = true;
-        else errorEvent = `watch error event ${code ?? ''} ${obj?.message ?? ''}`.trim();
+        else {
+          errorEvent = `watch error event ${code ?? ''} ${obj?.message ?? ''}`.trim();
+          errorCode = typeof code === 'number' ? code : undefined;
+        }
         this.abort?.abort();
         return;
       }
@@ -213,14 +294,15 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
         return;
       }
       this.o.onMetric?.('event', type);
-      const k = keyOf(obj);
+      const o = this.project(obj);
+      const k = keyOf(o);
       const old = this.cache.get(k);
       if (type === 'DELETED') {
         this.cache.delete(k);
-        this.emit('change', 'DELETED', obj, old);
+        this.emit('change', 'DELETED', o, old);
       } else if (type === 'ADDED' || type === 'MODIFIED') {
-        this.cache.set(k, obj);
-        this.emit('change', old ? 'MODIFIED' : 'ADDED', obj, old);
+        this.cache.set(k, o);
+        this.emit('change', old ? 'MODIFIED' : 'ADDED', o, old);
       }
       if (rv) this.rv = rv;
     };
@@ -235,6 +317,12 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
         return;
       }
       if (errorEvent && (!err || err.name === 'AbortError')) err = new Error(errorEvent);
+      const code = statusCodeOf(err) ?? errorCode;
+      if (fresh && typeof code === 'number' && code >= 400 && code < 500 && code !== 429) {
+        // Refused before any initial event (an API server without the WatchList feature): list instead.
+        this.fallBackToList(`the watch-list request was refused (${code})`, true);
+        return;
+      }
       if (err && err.name !== 'AbortError') {
         const delay = this.backoff();
         this.o.onMetric?.('error', 'watch');
@@ -244,13 +332,14 @@ export class Reflector<T extends KubeObject> extends EventEmitter {
           error: err.message,
           retryInMs: delay,
         });
-        // After repeated failures relist: the resourceVersion may be long gone.
-        this.later(() => void (this.failures > 3 ? this.relist() : this.startWatch()), delay);
+        // After repeated failures relist: the resourceVersion may be long gone. A watch-list that
+        // broke before its initial events ended has no resourceVersion to resume from.
+        this.later(() => void (fresh || this.failures > 3 ? this.relist() : this.startWatch()), delay);
         return;
       }
       // A clean close (server timeout). Reconnect at once unless it closed suspiciously fast.
       const quick = !gotEvent && Date.now() - openedAt < 1000;
-      this.later(() => void this.startWatch(), quick ? this.backoff() : 0);
+      this.later(() => void (fresh ? this.relist() : this.startWatch()), quick ? this.backoff() : 0);
     };
     this.o.onMetric?.('watch');
     try {

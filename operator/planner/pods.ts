@@ -18,6 +18,7 @@ export interface PodLike {
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
     deletionTimestamp?: unknown;
+    resourceVersion?: string;
   };
   spec?: {
     nodeName?: string;
@@ -162,4 +163,88 @@ export function overrideOf(p: PodLike): OverrideResult {
   if (!validate.podOverride(v))
     return { present: true, ok: false, error: `${ANNOTATION_CONFIG}: ${validate.podOverride.errors()}` };
   return { present: true, ok: true, value: v };
+}
+
+function slimResources(r: ContainerLike['resources']): ContainerLike['resources'] {
+  const pick = (m: Record<string, unknown> | undefined) => {
+    if (!m) return undefined;
+    const out: Record<string, unknown> = {};
+    if (m.cpu !== undefined) out.cpu = String(m.cpu);
+    if (m.memory !== undefined) out.memory = String(m.memory);
+    return out;
+  };
+  const out: NonNullable<ContainerLike['resources']> = {};
+  const limits = pick(r?.limits);
+  const requests = pick(r?.requests);
+  if (limits) out.limits = limits;
+  if (requests) out.requests = requests;
+  return out;
+}
+
+function slimContainers(cs: ContainerLike[] | undefined): ContainerLike[] | undefined {
+  return cs?.map((c) => {
+    const out: ContainerLike = { name: c.name, resources: slimResources(c.resources) };
+    if (c.restartPolicy) out.restartPolicy = c.restartPolicy;
+    return out;
+  });
+}
+
+function slimStatuses(ss: ContainerStatusLike[] | undefined): ContainerStatusLike[] | undefined {
+  return ss?.map((s) => ({
+    name: s.name,
+    containerID: s.containerID ?? '',
+    state: s.state?.running ? { running: true } : {},
+  }));
+}
+
+/**
+ * The part of a Pod the planner and controller read (client-go's SetTransform idea): a real pod is
+ * kilobytes (managedFields, env, volumes, probes, last-applied annotations); this keeps the name,
+ * uid, resourceVersion, labels, the cpuburst.io annotations, the node, CPU/memory resources, phase,
+ * QoS class and container IDs. Planning a slim pod gives the same decisions as planning the pod.
+ */
+export function slimPod(p: PodLike & { metadata?: { resourceVersion?: string } }): PodLike & {
+  metadata: { resourceVersion?: string };
+} {
+  const md = p.metadata ?? {};
+  const annotations: Record<string, string> = {};
+  for (const k of [ANNOTATION_ENABLED, ANNOTATION_CONFIG]) {
+    const v = md.annotations?.[k];
+    if (v !== undefined) annotations[k] = v;
+  }
+  const out: PodLike & { metadata: { resourceVersion?: string } } = {
+    metadata: {
+      name: md.name,
+      namespace: md.namespace,
+      uid: md.uid,
+      resourceVersion: md.resourceVersion,
+      labels: md.labels ?? {},
+      annotations,
+    },
+    spec: {
+      nodeName: p.spec?.nodeName,
+      containers: slimContainers(p.spec?.containers) ?? [],
+    },
+    status: { phase: p.status?.phase, qosClass: p.status?.qosClass },
+  };
+  if (md.deletionTimestamp) out.metadata.deletionTimestamp = String(md.deletionTimestamp);
+  if (p.spec?.initContainers) out.spec!.initContainers = slimContainers(p.spec.initContainers);
+  const cs = slimStatuses(p.status?.containerStatuses);
+  if (cs) out.status!.containerStatuses = cs;
+  const ics = slimStatuses(p.status?.initContainerStatuses);
+  if (ics) out.status!.initContainerStatuses = ics;
+  return out;
+}
+
+/** Nodes and namespaces: the planner reads only their name and labels. */
+export function slimMeta<T extends { metadata?: { name?: string; labels?: Record<string, string> } }>(
+  o: T & { metadata?: { resourceVersion?: string } },
+): { metadata: { name?: string; labels: Record<string, string>; resourceVersion?: string } } {
+  return {
+    metadata: {
+      name: o.metadata?.name,
+      labels: o.metadata?.labels ?? {},
+      resourceVersion: o.metadata?.resourceVersion,
+    },
+  };
 }
