@@ -16,6 +16,7 @@ import type { RunningBroker } from '../../broker/server.js';
 import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
 import { encode, topics } from '../../protocol/index.js';
 import {
+  CM_NS,
   type ControlTokens,
   seedCluster,
   startControlBroker,
@@ -214,6 +215,51 @@ describe('agent over MQTT (spawned process, real broker, ServiceAccount tokens)'
     assert.equal(code, 0, agentLog);
     assert.deepEqual(fake.values(c1), before);
     await until('offline on graceful stop', () => last('presence')?.body?.online === false);
+  });
+
+  it('token expiry: the broker disconnects the agent, which reconnects with the token rotated on disk', async () => {
+    // A token that expires in 4 s, bound to the agent's pod, as the kubelet would have written it.
+    const short = cluster.tokens.issue({
+      namespace: CM_NS,
+      serviceAccount: 'cpuburst-agent',
+      audiences: ['cpuburst-broker'],
+      expirationSeconds: 4,
+      boundPod: tokens.agentPod,
+    });
+    fs.writeFileSync(tokens.agentTokenFile, short.token);
+    msgs.length = 0;
+    spawnAgent(port);
+    await until('online with the short token', () => last('presence')?.body?.online === true);
+    await tokens.refresh(); // the kubelet rewrites the file (a fresh 10-minute token)
+    const lines = () =>
+      agentLog.split('\n').flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, any>];
+        } catch {
+          return [];
+        }
+      });
+    const disc = await until('DISCONNECT at expiry', () =>
+      lines().find((l) => l.message === 'MQTT broker sent DISCONNECT'),
+    );
+    assert.equal(disc.reasonCode, 0xa0, 'maximum connect time');
+    await until('reconnected with the rotated token', () =>
+      lines().some((l) => l.message === 'Read the MQTT token file' && l.rotated === true),
+    );
+    // online (short token) → Last Will offline (the server ended the session) → online (new token)
+    const presence = () =>
+      msgs.filter((m) => m.topic === topics.presence(NODE)).map((m) => m.body?.online as boolean);
+    await until(
+      'online again after the Last Will',
+      () => {
+        const p = presence();
+        const off = p.indexOf(false, p.indexOf(true));
+        return p.indexOf(true) >= 0 && off > 0 && p.lastIndexOf(true) > off;
+      },
+      40_000,
+    );
+    agent!.kill('SIGTERM');
+    assert.equal(await new Promise<number | null>((r) => agent!.once('exit', (c) => r(c))), 0, agentLog);
   });
 });
 

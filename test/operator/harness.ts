@@ -65,6 +65,9 @@ export interface ControlTokens {
   saOperator: string;
   agentTokenFile: string;
   operatorTokenFile: string;
+  /** The pods the tokens are bound to. */
+  agentPod: { name: string; uid: string };
+  operatorPod: { name: string; uid: string };
   /** The token now in the file (tokens rotate; read it when you connect). */
   agentToken(): string;
   operatorToken(): string;
@@ -91,6 +94,8 @@ export async function writeControlTokens(
     saOperator: ids.operator.serviceAccount,
     agentTokenFile: ids.agent.tokenFile,
     operatorTokenFile: ids.operator.tokenFile,
+    agentPod: ids.agent.pod,
+    operatorPod: ids.operator.pod,
     agentToken: () => readFileSync(ids.agent.tokenFile, 'utf8'),
     operatorToken: () => readFileSync(ids.operator.tokenFile, 'utf8'),
     refresh: ids.refresh,
