@@ -242,6 +242,18 @@ export async function httpGet(port: number, p: string): Promise<{ status: number
   }
 }
 
+/** The broker's "Client connected" log lines as `<identity> by <authenticator>`. */
+export function brokerLogins(broker: Proc): string[] {
+  return broker.log.split('\n').flatMap((l) => {
+    try {
+      const j = JSON.parse(l);
+      return j.message === 'Client connected' ? [`${j.identity} by ${j.by}`] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** Runs the container's httpGet probe of that kind; status 0 when nothing answers. */
 export function probe(p: Proc, kind: 'readinessProbe' | 'livenessProbe') {
   const h = p.workload.spec.template.spec.containers[0][kind].httpGet;
@@ -287,6 +299,8 @@ export interface StartOptions {
    * API call goes through the chart's RBAC. Needs automountServiceAccountToken in the pod spec.
    */
   inCluster?: boolean;
+  /** More hostPath → local directory mappings (besides the cgroup root and the state dir). */
+  hostPaths?: Record<string, string>;
   /** Default: the broker Service → loopback. */
   dns?: Array<[string, string]>;
   entrypoint?: string[];
@@ -442,6 +456,7 @@ export class ChartBed {
       hostPaths: {
         '/sys/fs/cgroup': this.fake.root,
         '/var/lib/cpuburst': path.join(this.dir, key, 'state'),
+        ...o.hostPaths,
       },
       paths: { '/proc': this.fake.procRoot },
       // Cluster DNS: the broker Service resolves to the broker process on loopback.

@@ -1,21 +1,27 @@
 // TLS as the chart wires it, run as processes: a CA and a broker certificate (openssl) in the Secret
 // named by tls.existingSecret; the broker serves mqtts from tls.crt/tls.key; the operator and the
 // agent see only ca.crt (the chart projects that one key) and reach the broker over mqtts, verifying
-// it against that CA; an annotated pod gets its burst through the TLS path.
+// it against that CA; an annotated pod gets its burst through the TLS path. Then agent.mtls: the
+// agent logs in with its node's client certificate from the host directory (CN agent:<node>), the
+// operator with its token, and certificates of another CA or naming the operator get nothing.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { find, type K8sObject, NAMESPACE, name, parseManifests, portSets, templateText } from './helm.js';
-import { ChartBed, freePorts, until } from './kubelet.js';
-
-const HAVE_OPENSSL = spawnSync('openssl', ['version']).status === 0;
-
-function openssl(cwd: string, args: string[]): void {
-  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
-}
+import mqtt, { type MqttClient } from 'mqtt';
+import { identities } from '../../protocol/index.js';
+import {
+  CHART,
+  find,
+  type K8sObject,
+  NAMESPACE,
+  name,
+  parseManifests,
+  portSets,
+  templateText,
+} from './helm.js';
+import { brokerLogins, ChartBed, freePorts, httpGet, NODE, until } from './kubelet.js';
+import { brokerPki, clientCert, HAVE_OPENSSL, makeCa } from './pki.js';
 
 describe('TLS (tls.enabled + tls.existingSecret) as processes', {
   skip: !HAVE_OPENSSL && 'openssl not installed',
@@ -27,71 +33,7 @@ describe('TLS (tls.enabled + tls.existingSecret) as processes', {
   before(async () => {
     bed = new ChartBed('cpuburst-chart-tls-');
     // What cert-manager (or the user) puts in the Secret: a CA and a server certificate for the Service.
-    const pki = path.join(bed.dir, 'pki');
-    mkdirSync(pki);
-    const svc = name('broker');
-    openssl(pki, [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=cpuburst-test-ca',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-    ]);
-    openssl(pki, [
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-subj',
-      `/CN=${svc}`,
-      '-keyout',
-      'tls.key',
-      '-out',
-      'tls.csr',
-    ]);
-    writeFileSync(
-      path.join(pki, 'san.ext'),
-      `subjectAltName=DNS:${svc},DNS:${svc}.${NAMESPACE},DNS:${svc}.${NAMESPACE}.svc,IP:127.0.0.1\n`,
-    );
-    openssl(pki, [
-      'x509',
-      '-req',
-      '-in',
-      'tls.csr',
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      'san.ext',
-      '-out',
-      'tls.crt',
-    ]);
-    const tlsSecret = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      type: 'kubernetes.io/tls',
-      metadata: { name: 'broker-tls', namespace: NAMESPACE, labels: {} },
-      data: Object.fromEntries(
-        ['tls.crt', 'tls.key', 'ca.crt'].map((k) => [k, readFileSync(path.join(pki, k)).toString('base64')]),
-      ),
-    };
-
+    const tlsSecret = brokerPki(path.join(bed.dir, 'pki'), name('broker'), NAMESPACE, 'broker-tls');
     await bed.boot(1);
     const ports = await freePorts(8);
     const [mqtts, wss] = ports.slice(6);
@@ -104,7 +46,7 @@ describe('TLS (tls.enabled + tls.existingSecret) as processes', {
         `broker.ports.wss=${wss}`,
       ],
     });
-    objs = [...parseManifests(text), tlsSecret as unknown as K8sObject];
+    objs = [...parseManifests(text), tlsSecret];
     await bed.install(objs);
   });
 
@@ -147,5 +89,117 @@ describe('TLS (tls.enabled + tls.existingSecret) as processes', {
       () => (bed.fake.values(containerDir).burstUs ?? 0) > 0,
     );
     assert.equal(bed.fake.values(containerDir).burstUs, 40_000);
+  });
+});
+
+describe('agent mTLS (agent.mtls.enabled) as processes', {
+  skip: !HAVE_OPENSSL && 'openssl not installed',
+  timeout: 400_000,
+}, () => {
+  let bed: ChartBed;
+  let objs: K8sObject[];
+  let pki = '';
+  let mqttsPort = 0;
+  /** The node's certificate directory, as the admin provisioned it on the host. */
+  let hostTls = '';
+
+  before(async () => {
+    bed = new ChartBed('cpuburst-chart-mtls-');
+    pki = path.join(bed.dir, 'pki');
+    const tlsSecret = brokerPki(pki, name('broker'), NAMESPACE, 'broker-tls');
+    clientCert(pki, 'agent', identities.agent(NODE));
+    clientCert(pki, 'operator-cert', identities.operator);
+    makeCa(pki, 'rogue-ca');
+    clientCert(pki, 'rogue', identities.agent(NODE), 'rogue-ca');
+    hostTls = path.join(bed.dir, 'host-agent-tls');
+    mkdirSync(hostTls);
+    copyFileSync(path.join(pki, 'agent.crt'), path.join(hostTls, 'tls.crt'));
+    copyFileSync(path.join(pki, 'agent.key'), path.join(hostTls, 'tls.key'));
+
+    await bed.boot(1);
+    const ports = await freePorts(8);
+    mqttsPort = ports[6]!;
+    const text = await templateText({
+      valuesFiles: [path.join(CHART, 'ci', 'agent-mtls-values.yaml')],
+      set: [
+        'tls.existingSecret=broker-tls',
+        ...portSets(ports),
+        `broker.ports.mqtts=${mqttsPort}`,
+        `broker.ports.wss=${ports[7]}`,
+      ],
+    });
+    objs = [...parseManifests(text), tlsSecret];
+    await bed.install(objs);
+  });
+
+  after(async () => {
+    await bed?.close();
+  });
+
+  it("the agent logs in with its node's certificate from the host directory, the operator with its token", async () => {
+    await bed.start('broker', find(objs, 'Deployment', name('broker')), ['--host=127.0.0.1'], {
+      inCluster: true,
+    });
+    await bed.start('operator', find(objs, 'Deployment', name('operator')), [], { inCluster: true });
+    await bed.start('agent', find(objs, 'DaemonSet', name('agent')), [], {
+      hostPaths: { '/etc/cpuburst/agent-tls': hostTls },
+    });
+    for (const key of bed.procs.keys()) await bed.untilReady(key);
+    const broker = bed.procs.get('broker')!;
+    await until(
+      () => `both logged in (${broker.log.slice(-2000)})`,
+      () => {
+        const logins = brokerLogins(broker);
+        return logins.includes('operator by k8s-token') && logins.includes(`agent:${NODE} by tls-cert`);
+      },
+    );
+    const agent = bed.procs.get('agent')!;
+    assert.ok(!agent.mounts.some(([m]) => m === '/var/run/secrets/cpuburst'), 'the mTLS agent has no token');
+  });
+
+  it('an annotated pod gets its burst with the certificate identity', async () => {
+    const { containerDir } = bed.addBurstPod({
+      name: 'mtls-0',
+      cpuBurstPercent: 30,
+      containerId: '5eedc0de01',
+      quotaUs: 100_000,
+      container: { name: 'c', resources: { limits: { cpu: '1' } } },
+    });
+    await until(
+      () => `burst over mTLS (agent: ${bed.procs.get('agent')!.log.slice(-1500)})`,
+      () => (bed.fake.values(containerDir).burstUs ?? 0) > 0,
+    );
+    assert.equal(bed.fake.values(containerDir).burstUs, 30_000);
+  });
+
+  it('a certificate of another CA is refused; CN=operator gives no operator identity', async () => {
+    const tryConnect = (certName: string) =>
+      new Promise<{ ok: boolean; code?: number; client: MqttClient }>((resolve) => {
+        const client = mqtt.connect(`mqtts://127.0.0.1:${mqttsPort}`, {
+          protocolVersion: 5,
+          ca: readFileSync(path.join(pki, 'ca.crt')),
+          cert: readFileSync(path.join(pki, `${certName}.crt`)),
+          key: readFileSync(path.join(pki, `${certName}.key`)),
+          username: identities.operator,
+          clientId: `probe-${certName}`,
+          reconnectPeriod: 0,
+          connectTimeout: 20_000,
+        });
+        client.once('connect', () => resolve({ ok: true, client }));
+        client.once('error', (err) => resolve({ ok: false, code: (err as { code?: number }).code, client }));
+      });
+    const rogue = await tryConnect('rogue');
+    rogue.client.end(true);
+    assert.equal(rogue.ok, false, 'a certificate from an unknown CA was accepted');
+    assert.ok([0x86, 0x87].includes(rogue.code!), `CONNACK ${rogue.code}`);
+    // CN=operator without --tls-operator-cert: ignored by tls-cert; no token or password follows.
+    const op = await tryConnect('operator-cert');
+    op.client.end(true);
+    assert.equal(op.ok, false, 'a CN=operator certificate logged in');
+    const refusals = await httpGet(bed.procs.get('broker')!.ports.get('http')!, '/metrics');
+    assert.match(
+      refusals.body,
+      /cpuburst_broker_auth_refusals_total\{[^}]*reason="cert_invalid"[^}]*\} [1-9]/,
+    );
   });
 });

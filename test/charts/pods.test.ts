@@ -24,7 +24,7 @@ import {
   run,
   templateText,
 } from './helm.js';
-import { ChartBed, freePorts, httpGet, NODE, probe, translateArg, until } from './kubelet.js';
+import { brokerLogins, ChartBed, freePorts, httpGet, NODE, probe, translateArg, until } from './kubelet.js';
 
 const CONTAINER_ID = '4b1d0c7e9a2f';
 
@@ -130,17 +130,7 @@ describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }
       assert.equal(claims['kubernetes.io'].pod.uid, p.pod.uid, 'bound to the pod');
       if (key === 'agent') assert.equal(claims['kubernetes.io'].node.name, NODE);
     }
-    const logins = bed.procs
-      .get('broker')!
-      .log.split('\n')
-      .flatMap((l) => {
-        try {
-          const j = JSON.parse(l);
-          return j.message === 'Client connected' ? [`${j.identity} by ${j.by}`] : [];
-        } catch {
-          return [];
-        }
-      });
+    const logins = brokerLogins(bed.procs.get('broker')!);
     assert.ok(logins.includes('operator by k8s-token'), logins.join(', '));
     assert.ok(logins.includes(`agent:${NODE} by k8s-token`), logins.join(', '));
     assert.deepEqual(
