@@ -1,5 +1,5 @@
 // The mini-kubelet's only adapter to the Kubernetes API (client-node 1.4.0): list + watch of the
-// node's pods, pod status patches, final pod deletion and the Node object.
+// node's pods, pod status patches, final pod deletion, the Node object and pod-bound TokenRequests.
 import os from 'node:os';
 import {
   ApiException,
@@ -28,6 +28,12 @@ export interface KubeletApi {
   patchPodStatus(namespace: string, name: string, status: V1PodStatus): Promise<void>;
   deletePod(namespace: string, name: string, uid?: string): Promise<void>;
   registerNode(node: string, labels: Record<string, string>): Promise<void>;
+  /** TokenRequest bound to a pod (projected serviceAccountToken volumes); optional for test fakes. */
+  requestToken?(
+    namespace: string,
+    serviceAccount: string,
+    spec: { audiences?: string[]; expirationSeconds: number; pod: { name: string; uid: string } },
+  ): Promise<{ token: string; expirationTimestamp: Date }>;
   /** A core/v1 Event on the pod, as the kubelet records them (Started, Killing, …). */
   podEvent(
     pod: PodRef,
@@ -46,6 +52,20 @@ export interface PodRef {
 
 function isCode(err: unknown, code: number): boolean {
   return err instanceof ApiException && err.code === code;
+}
+
+/** The Status message of a failed API call (client-node puts the raw body in the exception). */
+function statusMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    try {
+      const body = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
+      if (body?.message) return `${body.message} (${err.code})`;
+    } catch {
+      // not JSON
+    }
+    return `HTTP ${err.code}`;
+  }
+  return (err as Error)?.message ?? String(err);
 }
 
 export function kubeletApi(kc: KubeConfig): KubeletApi {
@@ -120,6 +140,28 @@ export function kubeletApi(kc: KubeConfig): KubeletApi {
           count: 1,
         },
       });
+    },
+    async requestToken(namespace, serviceAccount, spec) {
+      const r = await core
+        .createNamespacedServiceAccountToken({
+          namespace,
+          name: serviceAccount,
+          body: {
+            apiVersion: 'authentication.k8s.io/v1',
+            kind: 'TokenRequest',
+            spec: {
+              audiences: spec.audiences ?? [],
+              expirationSeconds: spec.expirationSeconds,
+              boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: spec.pod.name, uid: spec.pod.uid },
+            },
+          },
+        })
+        .catch((err: unknown) => {
+          throw new Error(`TokenRequest for ${namespace}/${serviceAccount}: ${statusMessage(err)}`);
+        });
+      const token = r.status?.token;
+      if (!token) throw new Error('TokenRequest answered without a token');
+      return { token, expirationTimestamp: new Date(r.status!.expirationTimestamp) };
     },
     async registerNode(node, labels) {
       const body: V1Node = {

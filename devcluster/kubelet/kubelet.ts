@@ -19,7 +19,13 @@ import {
   qosClassOf,
   sharesFor,
 } from './resources.js';
-import { type RunningContainer, startContainerProcess } from './runtime.js';
+import {
+  type ContainerMount,
+  canIsolateMounts,
+  type RunningContainer,
+  startContainerProcess,
+} from './runtime.js';
+import { type PodVolumes, setUpPodVolumes } from './volumes.js';
 
 export interface MiniKubeletOptions {
   /** Kubeconfig file or a loaded KubeConfig (ignored when `api` is given). */
@@ -38,6 +44,13 @@ export interface MiniKubeletOptions {
   /** cpu.shares of the demo parent (default 16384: the demo node wins against host noise). */
   parentShares?: number;
   log?: Logger;
+  /** Pod volumes go under <podsDir>/<uid>/volumes (default: a temp dir removed on stop). */
+  podsDir?: string;
+  /**
+   * Bind volumeMounts at their mountPath in a private mount namespace per container (default: when
+   * running as root with `unshare`). Without it containers find volumes through CPUBURST_VOLUME_<NAME>.
+   */
+  isolateMounts?: boolean;
 }
 
 export interface ContainerRuntimeInfo {
@@ -58,6 +71,8 @@ export interface PodRuntimeInfo {
   cgroup: string;
   quotaUs: number;
   containers: ContainerRuntimeInfo[];
+  /** volume name → host directory (projected tokens, emptyDir, hostPath). */
+  volumes: Record<string, string>;
 }
 
 export interface MiniKubelet {
@@ -74,6 +89,9 @@ interface PodState extends PodRuntimeInfo {
   statuses: Map<string, V1ContainerStatus>;
   startTime: Date;
   gone: boolean;
+  vols?: PodVolumes;
+  /** mount points this pod made on the host (removed, if empty, when it goes). */
+  madeDirs: string[];
 }
 
 const newContainerId = (): string => randomBytes(32).toString('hex');
@@ -84,10 +102,28 @@ function containerArgv(c: V1Container): string[] {
   return argv.length > 0 ? argv : ['sleep', 'infinity'];
 }
 
-function containerEnv(c: V1Container): Record<string, string> {
+function containerEnv(c: V1Container, volumes: Map<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
+  for (const [name, dir] of volumes) env[volumeEnvName(name)] = dir;
   for (const e of c.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
   return env;
+}
+
+/** CPUBURST_VOLUME_<NAME>: where a volume is on the host (kube-api-access → CPUBURST_VOLUME_KUBE_API_ACCESS). */
+export function volumeEnvName(volume: string): string {
+  return `CPUBURST_VOLUME_${volume.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}
+
+/** Creates the missing directories of `dir`; returns those it created, deepest last. */
+function mkdirsRecorded(dir: string): string[] {
+  const made: string[] = [];
+  let d = path.resolve(dir);
+  while (!fs.existsSync(d)) {
+    made.unshift(d);
+    d = path.dirname(d);
+  }
+  for (const m of made) fs.mkdirSync(m, { mode: 0o755 });
+  return made;
 }
 
 export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKubelet> {
@@ -114,11 +150,17 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
   cg.write('besteffort', 'cpu.shares', 2);
   cg.writeParent('cpu.shares', opts.parentShares ?? 16384);
   fs.mkdirSync(opts.logDir, { recursive: true });
+  const ownPodsDir = opts.podsDir === undefined;
+  const podsDir = opts.podsDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `cpuburst-kubelet-${node}-`));
+  fs.mkdirSync(podsDir, { recursive: true });
+  const isolate = opts.isolateMounts ?? canIsolateMounts();
 
   // Last line of defence: whatever happens, no process and no cgroup of ours survives us.
   const onExit = () => {
     for (const p of state.values()) for (const r of p.procs.values()) r.kill();
     cg.destroyAll();
+    for (const p of state.values()) p.vols?.stop();
+    if (ownPodsDir) fs.rmSync(podsDir, { recursive: true, force: true });
   };
   process.on('exit', onExit);
 
@@ -206,12 +248,26 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
       cgroup: path.join(cg.kubepodsRel, podRel),
       quotaUs: podQuota,
       containers: [],
+      volumes: {},
       procs: new Map(),
       statuses: new Map(),
       startTime: new Date(),
       gone: false,
+      madeDirs: [],
     };
     state.set(uid, p);
+    // Volumes first, as the kubelet mounts them before it starts containers.
+    p.vols = setUpPodVolumes({
+      pod,
+      podsDir,
+      requestToken: api.requestToken?.bind(api),
+      log,
+      onError: (volume, message) =>
+        event(p, 'Warning', 'FailedMount', `MountVolume.SetUp failed for volume "${volume}" : ${message}`),
+    });
+    p.volumes = Object.fromEntries(p.vols.dirs);
+    await p.vols.ready;
+    if (p.gone) return;
     for (const c of containers) {
       const id = newContainerId();
       const rel = path.join(podRel, id);
@@ -219,9 +275,31 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
       const quota = containerQuotaUs(cpuLimitMilli(c.resources ?? {}), cg.periodUs(rel));
       if (quota > 0) cg.write(rel, 'cpu.cfs_quota_us', quota);
       cg.write(rel, 'cpu.shares', sharesFor(cpuRequestMilli(c.resources ?? {})));
+      const mounts: ContainerMount[] = [];
+      for (const m of c.volumeMounts ?? []) {
+        const dir = p.vols.dirs.get(m.name);
+        if (!dir) {
+          log.warn('volumeMount names no volume of the pod; skipped', {
+            pod: `${p.namespace}/${p.name}`,
+            volume: m.name,
+          });
+          continue;
+        }
+        if (!isolate) continue;
+        const hostPath = m.subPath ? path.join(dir, m.subPath) : dir;
+        if (fs.statSync(hostPath, { throwIfNoEntry: false })?.isDirectory() === false) continue; // file subPaths: not supported
+        p.madeDirs.push(...mkdirsRecorded(m.mountPath));
+        mounts.push({ hostPath, mountPath: m.mountPath, readOnly: m.readOnly ?? false });
+      }
+      if ((c.volumeMounts ?? []).length > 0 && !isolate)
+        log.warn('No mount namespaces (needs root and unshare): volumes are only at CPUBURST_VOLUME_<NAME>', {
+          pod: `${p.namespace}/${p.name}`,
+          container: c.name,
+        });
       const proc = startContainerProcess({
+        mounts,
         argv: containerArgv(c),
-        env: containerEnv(c),
+        env: containerEnv(c, p.vols.dirs),
         cwd: c.workingDir,
         cpuDir: cg.dir('cpu', rel),
         cpuacctDir: cg.dir('cpuacct', rel),
@@ -289,8 +367,24 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
     await Promise.race([Promise.all([...p.procs.values()].map((r) => r.exited)), sleep(3000)]);
     const left = cg.remove(podCgroupDir(p.qosClass, uid));
     if (left.length > 0) log.error('Could not remove pod cgroups', { uid, dirs: left });
+    p.vols?.stop(); // no more token refreshes; the pod's volume dirs go
+    removeMadeDirs(p);
     state.delete(uid);
     log.info('Killed pod', { pod: `${p.namespace}/${p.name}`, uid });
+  };
+
+  // Host mount points a pod created: removed when empty and no other live pod made them too.
+  const removeMadeDirs = (p: PodState) => {
+    const inUse = new Set([...state.values()].filter((o) => o !== p).flatMap((o) => o.madeDirs));
+    for (const d of [...p.madeDirs].reverse()) {
+      if (inUse.has(d)) continue;
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        // not empty (someone else wrote there) or already gone
+      }
+    }
+    p.madeDirs = [];
   };
 
   const syncPod = (type: WatchEvent | 'SYNC', pod: V1Pod): Promise<void> => {
@@ -377,10 +471,13 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
     cgroups: cg,
     ready,
     pods: () =>
-      [...state.values()].map(({ procs: _p, statuses: _s, startTime: _t, gone: _g, ...info }) => ({
-        ...info,
-        containers: info.containers.map((c) => ({ ...c })),
-      })),
+      [...state.values()].map(
+        ({ procs: _p, statuses: _s, startTime: _t, gone: _g, vols: _v, madeDirs: _m, ...info }) => ({
+          ...info,
+          containers: info.containers.map((c) => ({ ...c })),
+          volumes: { ...info.volumes },
+        }),
+      ),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -391,6 +488,7 @@ export async function startMiniKubelet(opts: MiniKubeletOptions): Promise<MiniKu
       const left = cg.destroyAll();
       if (left.length > 0) log.error('Could not remove demo cgroups', { dirs: left });
       process.off('exit', onExit);
+      if (ownPodsDir) fs.rmSync(podsDir, { recursive: true, force: true });
       log.info('Mini-kubelet stopped', { node });
     },
   };
