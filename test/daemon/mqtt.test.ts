@@ -208,6 +208,7 @@ describe('agent over MQTT (spawned process, real broker, ServiceAccount tokens)'
     await until(
       'online again',
       () => last('presence')?.body?.online === true && last('presence')!.retain === false,
+      40_000,
     );
     const before = fake.values(c1);
     agent!.kill('SIGTERM');
@@ -218,12 +219,12 @@ describe('agent over MQTT (spawned process, real broker, ServiceAccount tokens)'
   });
 
   it('token expiry: the broker disconnects the agent, which reconnects with the token rotated on disk', async () => {
-    // A token that expires in 4 s, bound to the agent's pod, as the kubelet would have written it.
+    // A token that expires in 20 s (start-up on a loaded machine fits), bound to the agent's pod.
     const short = cluster.tokens.issue({
       namespace: CM_NS,
       serviceAccount: 'cpuburst-agent',
       audiences: ['cpuburst-broker'],
-      expirationSeconds: 4,
+      expirationSeconds: 20,
       boundPod: tokens.agentPod,
     });
     fs.writeFileSync(tokens.agentTokenFile, short.token);
@@ -239,8 +240,10 @@ describe('agent over MQTT (spawned process, real broker, ServiceAccount tokens)'
           return [];
         }
       });
-    const disc = await until('DISCONNECT at expiry', () =>
-      lines().find((l) => l.message === 'MQTT broker sent DISCONNECT'),
+    const disc = await until(
+      'DISCONNECT at expiry',
+      () => lines().find((l) => l.message === 'MQTT broker sent DISCONNECT'),
+      40_000,
     );
     assert.equal(disc.reasonCode, 0xa0, 'maximum connect time');
     await until('reconnected with the rotated token', () =>

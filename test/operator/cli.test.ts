@@ -240,6 +240,51 @@ describe('cpuburst operator process with kubectl, devcluster and the real broker
     assert.match(line.error, /bad user ?name or password|not authorized/i);
   });
 
+  it('token expiry: the broker disconnects the operator, which reconnects with the token rotated on disk', async () => {
+    const file = path.join(dir, 'op-expiry.token');
+    const issue = (expirationSeconds: number) =>
+      cluster.tokens.issue({
+        namespace: CM_NS,
+        serviceAccount: 'cpuburst-operator',
+        audiences: ['cpuburst-broker'],
+        expirationSeconds,
+        boundPod: tokens.operatorPod,
+      }).token;
+    writeFileSync(file, issue(20)); // long enough for start-up on a loaded machine
+    // A second replica: a standby (op-cli holds the Lease), connected to the broker all the same.
+    const standby = spawnCli([
+      'operator',
+      `--kubeconfig=${kubeconfig}`,
+      `--mqtt-url=${url}`,
+      `--mqtt-token-file=${file}`,
+      `--config-map-namespace=${CM_NS}`,
+      '--identity=op-expiry',
+      '--probe-port=0',
+      '--metrics-port=0',
+    ]);
+    const sl = jsonLines(standby);
+    try {
+      await waitFor('connected', () => sl.find((l) => l.message === 'Connected to the MQTT broker'), 60_000);
+      writeFileSync(file, issue(600)); // the kubelet's refresh
+      const disc = await waitFor(
+        'DISCONNECT at expiry',
+        () => sl.find((l) => l.message === 'MQTT broker sent DISCONNECT'),
+        40_000,
+      );
+      assert.equal(disc.reasonCode, 0xa0);
+      await waitFor(
+        'reconnected with the rotated token',
+        () =>
+          sl.filter((l) => l.message === 'Connected to the MQTT broker').length >= 2 &&
+          sl.some((l) => l.message === 'Read the MQTT token file' && l.rotated === true),
+        30_000,
+      );
+    } finally {
+      standby.kill('SIGTERM');
+      assert.equal(await exited(standby), 0);
+    }
+  });
+
   it('SIGTERM shuts down cleanly and releases the lease', async () => {
     child!.kill('SIGTERM');
     assert.equal(await exited(child!), 0);
