@@ -64,6 +64,7 @@ const setup: Record<string, unknown> = {
   build: BUILD === 'dist' ? 'node dist/cli.js (production build)' : 'tsx from source (dist/ missing)',
   cgroups: 'fake cgroupfs v2 (temp dir enforcing the kernel rules), no real kernel',
   brokerAuth: 'legacy shared agent key (HMAC per node) for agents, users file for the operator',
+  broker: 'cpuburst broker, level session store in a temp dir (the CLI default store)',
 };
 
 const ms = (x: number | null) => round(x, 1);

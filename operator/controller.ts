@@ -4,7 +4,8 @@
 //   key "node/<name>"     publish the node's document if its content differs from what was published
 //   key "strategy/<name>" merge-patch the strategy's status if it differs from the computed one
 //   key "configmap"       re-read the ConfigMap; a broken one keeps the previous config + Warning Event
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../common/log.js';
 import {
   type AckMessage,
@@ -60,6 +61,15 @@ export interface ControllerOptions {
   now?: () => Date;
 }
 
+/**
+ * Status of a strategy counts every pod it decides (550,000 at most): acks and publishes only mark it
+ * dirty, and it is recomputed at most this often.
+ */
+const STATUS_THROTTLE_MS = 250;
+
+/** Longest stretch of planning without yielding to the event loop. */
+const PLAN_SLICE_MS = 50;
+
 type Obj = KubeObject & { metadata?: any; spec?: any; data?: Record<string, string> };
 
 interface Published {
@@ -71,6 +81,10 @@ interface Published {
   cleared?: boolean;
 }
 
+function digest(s: string): string {
+  return createHash('sha1').update(s).digest('base64');
+}
+
 /** Pod decisions whose content did not change keep the version they were introduced in. */
 function podVersions(
   pods: DecisionDocument['pods'],
@@ -79,7 +93,7 @@ function podVersions(
 ): Map<string, { key: string; version: number }> {
   const out = new Map<string, { key: string; version: number }>();
   for (const p of pods) {
-    const key = JSON.stringify(p);
+    const key = digest(JSON.stringify(p)); // a digest, not the JSON: 550,000 pods stay small
     const old = prev?.pods.get(p.uid);
     out.set(p.uid, { key, version: old && old.key === key ? old.version : version });
   }
@@ -172,7 +186,8 @@ export class Controller {
     });
 
     this.queue = new WorkQueue((key) => this.reconcile(key), {
-      concurrency: 4,
+      // Node publishes wait for the broker's PUBACK: enough of them in flight to fill the pipe.
+      concurrency: 32,
       baseDelayMs: 50,
       maxDelayMs: 5_000,
       onDepth: (d) => o.metrics.queueDepth.set(d),
@@ -325,7 +340,13 @@ export class Controller {
       this.o.log.debug('Agent reported', { node: m.node, kind: m.kind });
       return;
     }
-    for (const name of this.lastPlan?.strategies.keys() ?? []) this.queue.add(`strategy/${name}`);
+    this.statusesDirty();
+  }
+
+  /** Agent feedback and publishes move strategy status: recompute it at most every STATUS_THROTTLE_MS. */
+  private statusesDirty(): void {
+    for (const name of this.lastPlan?.strategies.keys() ?? [])
+      this.queue.addThrottled(`strategy/${name}`, STATUS_THROTTLE_MS);
   }
 
   onInvalidAgentMessage(kind: string): void {
@@ -387,7 +408,7 @@ export class Controller {
     const end = this.o.metrics.reconcileDuration.startTimer({ controller });
     try {
       let result = 'success';
-      if (controller === 'plan') this.reconcilePlan(log);
+      if (controller === 'plan') await this.reconcilePlan(log);
       else if (controller === 'configmap') this.reconcileConfigMap(log);
       else if (controller === 'node') result = await this.reconcileNode(name, log);
       else if (controller === 'strategy') result = await this.reconcileStrategy(name, log);
@@ -445,7 +466,7 @@ export class Controller {
     }
   }
 
-  private reconcilePlan(log: Logger): void {
+  private async reconcilePlan(log: Logger): Promise<void> {
     if (!this.synced) return;
     let recomputed: string[];
     if (this.fullPlan || !this.ctx) {
@@ -464,13 +485,26 @@ export class Controller {
       recomputed = [...this.dirtyNodes].filter((n) => this.ctx!.nodeLabels.has(n));
       this.dirtyNodes.clear();
     }
-    for (const node of recomputed)
-      this.parts.set(node, planNode(this.ctx, node, this.podsByNode.get(node)?.values() ?? []));
-    const p = mergeParts(this.ctx, this.parts.values());
+    // Big clusters: plan in slices and let the event loop breathe between them (watch events, MQTT
+    // acks and Lease renewals must not wait seconds behind a full re-plan).
+    const ctx = this.ctx;
+    let sliceStart = performance.now();
+    for (const node of recomputed) {
+      const part = planNode(ctx, node, this.podsByNode.get(node)?.values() ?? []);
+      contentKey(part.content); // memoised: the hash is taken here, in the slice, not later in one go
+      this.parts.set(node, part);
+      if (performance.now() - sliceStart > PLAN_SLICE_MS) {
+        await new Promise((r) => setImmediate(r));
+        sliceStart = performance.now();
+      }
+    }
+    if (ctx !== this.ctx) return; // a newer full plan started meanwhile; it finishes the job
+    const p = mergeParts(ctx, this.parts.values());
     this.lastPlan = p;
     let changed = 0;
     for (const node of recomputed) {
-      if (this.published.get(node)?.key !== contentKey(p.nodes.get(node)!)) {
+      const content = p.nodes.get(node);
+      if (content && this.published.get(node)?.key !== contentKey(content)) {
         changed++;
         this.queue.add(`node/${node}`);
       }
@@ -522,7 +556,7 @@ export class Controller {
     this.o.metrics.decisionsPublished.inc({ result: 'success' });
     log.info('Published decisions', { node, version, pods: doc.pods.length });
     this.onPublished?.(doc);
-    for (const name of this.lastPlan.strategies.keys()) this.queue.add(`strategy/${name}`);
+    this.statusesDirty();
     return 'success';
   }
 

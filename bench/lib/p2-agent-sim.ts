@@ -5,7 +5,7 @@
 // Several of these processes share the nodes (each process stays far below the fd limit).
 //   node --import tsx bench/lib/p2-agent-sim.ts '{"url":"mqtt://…","agentKey":"…","from":0,"count":1000}'
 import { pathToFileURL } from 'node:url';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { deriveAgentPassword } from '../../protocol/credentials.js';
 import { identities, topics } from '../../protocol/topics.js';
 import { nodeName } from './p2-devcluster-child.js';
@@ -28,6 +28,18 @@ export function summarise(doc: { version: number; pods: { config: { cpuBurstPerc
   return { version: doc.version, pods: doc.pods.length, pct };
 }
 
+function options(node: string, spec: SimSpec): IClientOptions {
+  return {
+    clientId: `agent-${node}`,
+    username: identities.agent(node),
+    password: deriveAgentPassword(spec.agentKey, node),
+    protocolVersion: 5,
+    keepalive: 60,
+    reconnectPeriod: 1000,
+    connectTimeout: 60_000,
+  };
+}
+
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? '{}') as SimSpec;
   const clients: MqttClient[] = [];
@@ -38,15 +50,17 @@ async function main(): Promise<void> {
   }, 50);
   const connect = async (i: number) => {
     const node = nodeName(i);
-    const client = await mqtt.connectAsync(spec.url, {
-      clientId: `agent-${node}`,
-      username: identities.agent(node),
-      password: deriveAgentPassword(spec.agentKey, node),
-      protocolVersion: 5,
-      keepalive: 60,
-      reconnectPeriod: 1000,
-      connectTimeout: 60_000,
-    });
+    let client!: MqttClient;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        client = await mqtt.connectAsync(spec.url, options(node, spec));
+        break;
+      } catch (err) {
+        // A loaded broker can miss the CONNACK deadline for a few of thousands of connects: retry.
+        if (attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
     (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     client.on('message', (_topic, payload) => {
       if (payload.length === 0) return;
@@ -72,7 +86,7 @@ async function main(): Promise<void> {
     clients.push(client);
   };
   const queue = Array.from({ length: spec.count }, (_, k) => spec.from + k);
-  const workers = Array.from({ length: spec.concurrency ?? 100 }, async () => {
+  const workers = Array.from({ length: spec.concurrency ?? 50 }, async () => {
     for (let i = queue.shift(); i !== undefined; i = queue.shift()) await connect(i);
   });
   await Promise.all(workers);

@@ -45,6 +45,8 @@ export async function startBroker(dir: string, c: Credentials): Promise<Broker> 
     `--agent-key-file=${c.agentKeyFile}`,
     '--conn-rate=0',
     '--flapping-max-count=0',
+    // The CLI's default session store (level, ./data/broker) but in the bench's temp dir.
+    `--data-dir=${path.join(dir, 'broker-data')}`,
     '--log-level=warn',
     `--ports-file=${portsFile}`,
   ]);

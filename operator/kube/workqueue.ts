@@ -68,6 +68,15 @@ export class WorkQueue {
     this.timers.set(key, t);
   }
 
+  /**
+   * Adds the key within `ms` unless it is already queued or waiting: a burst of triggers (thousands of
+   * agent acks) costs one run per `ms`, not one per trigger, and is never postponed indefinitely.
+   */
+  addThrottled(key: string, ms: number): void {
+    if (this.stopped || this.queued.has(key) || this.timers.has(key)) return;
+    this.addAfter(key, ms);
+  }
+
   retries(key: string): number {
     return this.failures.get(key) ?? 0;
   }

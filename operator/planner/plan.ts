@@ -4,6 +4,7 @@
 // Precedence for a pod's effective config (highest first): pod annotation cpuburst.io/config >
 // highest-priority matching CpuBurstStrategy > ConfigMap node strategy > ConfigMap cluster strategy >
 // built-in defaults. Strategies of equal priority: the older one wins, then the smaller name.
+import { createHash } from 'node:crypto';
 import type { ExcludedPod, NodeBurstConfig, PodDecision } from '../../protocol/index.js';
 import type { CpuBurstStrategy, PodReason } from '../types.js';
 import {
@@ -473,7 +474,20 @@ export function plan(input: PlanInput): Plan {
   );
 }
 
-/** Stable serialisation of the publishable content, for "did this node change" checks. */
+const contentKeys = new WeakMap<NodeContent, string>();
+
+/**
+ * A digest of the publishable content, for "did this node change" checks (a digest, not the JSON
+ * itself: 5,000 nodes × 110 pods would otherwise keep ~200 MB of keys). Memoised per content object,
+ * which the planner never mutates once planNode returned it.
+ */
 export function contentKey(c: NodeContent): string {
-  return JSON.stringify([c.nodeConfig, c.pods, c.excludedPods]);
+  let k = contentKeys.get(c);
+  if (k === undefined) {
+    k = createHash('sha1')
+      .update(JSON.stringify([c.nodeConfig, c.pods, c.excludedPods]))
+      .digest('base64');
+    contentKeys.set(c, k);
+  }
+  return k;
 }

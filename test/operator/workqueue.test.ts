@@ -89,4 +89,26 @@ describe('WorkQueue', () => {
     await q.idle();
     assert.equal(max, 3);
   });
+
+  it('addThrottled runs a burst of triggers once per window and never postpones it', async () => {
+    const runs: number[] = [];
+    const q = new WorkQueue(async () => {
+      runs.push(Date.now());
+    });
+    const t0 = Date.now();
+    // 40 triggers over ~400 ms with a 150 ms window: a debounce would run once at the end (or never
+    // while triggers keep coming); the throttle runs about every 150 ms.
+    for (let i = 0; i < 40; i++) {
+      q.addThrottled('status', 150);
+      await sleep(10);
+    }
+    await sleep(250);
+    await q.idle();
+    assert.ok(runs.length >= 2 && runs.length <= 5, `runs: ${runs.length}`);
+    assert.ok(runs[0]! - t0 < 350, 'the first run came within the window, not after the burst');
+    q.add('x');
+    q.addThrottled('x', 10_000); // already queued: no extra timer
+    await q.idle();
+    await q.shutdown();
+  });
 });
