@@ -39,6 +39,12 @@ const specs: FlagSpec[] = [
     help: 'container logs',
   },
   {
+    name: 'pods-dir',
+    type: 'string',
+    default: '',
+    help: 'pod volumes (projected tokens, emptyDir) under <dir>/<uid>/volumes (default: a temp dir)',
+  },
+  {
     name: 'ready-file',
     type: 'string',
     default: '',
@@ -78,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
     parentBase: String(v.parentBase),
     fake: Boolean(v.fakeCgroups),
     logDir: String(v.logDir),
+    podsDir: v.podsDir ? String(v.podsDir) : undefined,
     log,
   });
   await Promise.race([kubelet.ready, stopRequested]);
