@@ -1,6 +1,7 @@
 // Profiles `cpuburst broker` (node --cpu-prof) under one P3 load and prints the top self-time
 // frames, so a missed P3 goal comes with what the broker spends its CPU on.
-//   node --import tsx bench/lib/p3-profile.ts [q0|q1|connect] [seconds]
+//   node --import tsx bench/lib/p3-profile.ts [q0|q1|connect] [seconds] [memory|level]
+// `level` = LevelDB store and persistent sessions (clean=false), as the bench's persistence rows.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,18 +45,19 @@ export function topFrames(file: string, n = 25): { share: number; frame: string 
 async function main(): Promise<void> {
   const load = (process.argv[2] ?? 'q0') as 'q0' | 'q1' | 'connect';
   const seconds = Number(process.argv[3] ?? 4);
+  const level = process.argv[4] === 'level';
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-p3-profile-'));
   const workers: GenWorker[] = [];
   try {
     const b = await startCpuburst({
       dir,
       name: 'profiled',
-      dataDir: 'memory',
+      dataDir: level ? path.join(dir, 'db') : 'memory',
       nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir],
     });
     workers.push(...(await Promise.all([0, 1, 2].map(() => GenWorker.start()))));
     const [w0, w1, w2] = workers as [GenWorker, GenWorker, GenWorker];
-    const conn = { host: '127.0.0.1', port: b.port };
+    const conn = { host: '127.0.0.1', port: b.port, clean: !level };
     if (load === 'connect') {
       const r = await Promise.all(
         [w0, w1].map((w, k) =>
