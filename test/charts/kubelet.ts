@@ -242,12 +242,12 @@ export async function httpGet(port: number, p: string): Promise<{ status: number
   }
 }
 
-/** The broker's "Client connected" log lines as `<identity> by <authenticator>`. */
-export function brokerLogins(broker: Proc): string[] {
+/** The broker's log lines with this message as `<identity> by <authenticator>`. */
+export function brokerLogins(broker: Proc, message = 'Client connected'): string[] {
   return broker.log.split('\n').flatMap((l) => {
     try {
       const j = JSON.parse(l);
-      return j.message === 'Client connected' ? [`${j.identity} by ${j.by}`] : [];
+      return j.message === message ? [`${j.identity} by ${j.by}`] : [];
     } catch {
       return [];
     }
@@ -325,10 +325,16 @@ export class ChartBed {
     this.chartFile = path.join(this.dir, 'chart.yaml');
   }
 
-  async boot(cgroupVersion: 1 | 2): Promise<void> {
+  /** `minTokenSeconds`: TokenRequest's lower bound (kube-apiserver: 600), lowered for rotation tests. */
+  async boot(cgroupVersion: 1 | 2, minTokenSeconds = 600): Promise<void> {
     // With an admin token, ServiceAccount callers are authorized by RBAC (kubectl stays admin). TLS,
     // because kubectl sends no bearer token over plain http.
-    this.cluster = await startDevCluster({ kubeconfigPath: this.kubeconfig, token: ADMIN_TOKEN, tls: true });
+    this.cluster = await startDevCluster({
+      kubeconfigPath: this.kubeconfig,
+      token: ADMIN_TOKEN,
+      tls: true,
+      saMinExpirationSeconds: minTokenSeconds,
+    });
     // kube-apiserver bootstraps these; the chart only binds them.
     for (const role of BOOTSTRAP_CLUSTER_ROLES) this.cluster.store.apply(role as any);
     this.fake = FakeCgroupFs.create({ version: cgroupVersion });

@@ -27,11 +27,19 @@ import {
 import { brokerLogins, ChartBed, freePorts, httpGet, NODE, probe, translateArg, until } from './kubelet.js';
 
 const CONTAINER_ID = '4b1d0c7e9a2f';
+/** The agent's token lifetime here (the chart's 3600 s would not rotate within a test). */
+const AGENT_TOKEN_SECONDS = 20;
+
+const jti = (token: string): string =>
+  JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).jti;
 
 describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }, () => {
   let bed: ChartBed;
   let objs: K8sObject[];
   let podUid = '';
+  let firstAgentJti = '';
+  const tokenDir = (key: string) =>
+    bed.procs.get(key)!.mounts.find(([m]) => m === '/var/run/secrets/cpuburst')![1];
 
   function startPod(component: string, workload: K8sObject, extraArgs: string[], inCluster = false) {
     return bed.start(component, workload, extraArgs, { podName: `${workload.metadata.name}-0`, inCluster });
@@ -39,7 +47,7 @@ describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }
 
   before(async () => {
     bed = new ChartBed('cpuburst-chart-pods-');
-    await bed.boot(1);
+    await bed.boot(1, AGENT_TOKEN_SECONDS);
     const manifests = await templateText({ set: portSets(await freePorts(6)) });
     objs = parseManifests(manifests);
     await bed.install(objs, manifests);
@@ -54,7 +62,12 @@ describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }
     // operator: their in-cluster ServiceAccount token becomes a kubeconfig for devcluster.
     await startPod('broker', find(objs, 'Deployment', name('broker')), ['--host=127.0.0.1'], true);
     await startPod('operator', find(objs, 'Deployment', name('operator')), [], true);
-    await startPod('agent', find(objs, 'DaemonSet', name('agent')), []);
+    // The same pod template with a short token lifetime, so the kubelet rotates it during the test.
+    const agent = structuredClone(find(objs, 'DaemonSet', name('agent')));
+    const vol = agent.spec.template.spec.volumes.find((v: any) => v.name === 'broker-token');
+    vol.projected.sources[0].serviceAccountToken.expirationSeconds = AGENT_TOKEN_SECONDS;
+    await startPod('agent', agent, []);
+    firstAgentJti = jti(readFileSync(`${tokenDir('agent')}/token`, 'utf8'));
     for (const component of bed.procs.keys()) {
       const p = await bed.untilReady(component, 2500);
       assert.equal((await probe(p, 'livenessProbe')).status, 200, component);
@@ -179,6 +192,39 @@ describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }
     } finally {
       for (const c of clients) c.end(true);
     }
+  });
+
+  it('the agent token rotates on disk; the broker drops the expired login and the agent comes back with the new one', async () => {
+    const broker = bed.procs.get('broker')!;
+    const agent = bed.procs.get('agent')!;
+    const agentLogins = () => brokerLogins(broker).filter((l) => l === `agent:${NODE} by k8s-token`).length;
+    await until(
+      () =>
+        `token expiry, rotation and re-login (broker: ${broker.log.slice(-1500)}\nagent: ${agent.log.slice(-800)})`,
+      () =>
+        brokerLogins(broker, 'Disconnected client: credential expired').includes(
+          `agent:${NODE} by k8s-token`,
+        ) && agentLogins() >= 2,
+      AGENT_TOKEN_SECONDS * 3 * 1000,
+    );
+    assert.notEqual(
+      jti(readFileSync(`${tokenDir('agent')}/token`, 'utf8')),
+      firstAgentJti,
+      'file not rotated',
+    );
+    // Still working on the new token: a pod annotated now gets its burst.
+    const { containerDir } = bed.addBurstPod({
+      name: 'web-1',
+      cpuBurstPercent: 20,
+      containerId: 'a9e1b2c3d4',
+      quotaUs: 100_000,
+      container: { name: 'web', resources: { limits: { cpu: '1' } } },
+    });
+    await until(
+      () => `burst after rotation (agent: ${agent.log.slice(-1500)})`,
+      () => (bed.fake.values(containerDir).burstUs ?? 0) > 0,
+    );
+    assert.equal(bed.fake.values(containerDir).burstUs, 20_000);
   });
 
   it('the broker HTTP API takes the chart-generated API key and lists the operator and agent identities', async () => {
