@@ -41,7 +41,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'work-ms', type: 'string', default: '13', help: 'service: CPU time per request, ms' },
   { name: 'limit-milli', type: 'int', default: 400, help: 'service: CPU limit, millicores' },
   { name: 'warmup', type: 'int', default: smoke ? 0 : 6, help: 'seconds per case before measuring' },
-  { name: 'measure', type: 'int', default: smoke ? 2 : 35, help: 'seconds measured per case' },
+  { name: 'measure', type: 'int', default: smoke ? 2 : 30, help: 'seconds measured per case' },
   { name: 'nb-rate', type: 'string', default: '25', help: 'noisy neighbour: arrivals/s per bursty pod' },
   { name: 'nb-work-ms', type: 'string', default: '26', help: 'noisy neighbour: CPU ms per request' },
   { name: 'nb-limit-milli', type: 'int', default: 500, help: 'noisy neighbour: CPU limit per bursty pod' },
@@ -53,6 +53,12 @@ const FLAGS: FlagSpec[] = [
   },
   { name: 'nb-measure', type: 'int', default: smoke ? 2 : 25, help: 'noisy neighbour: seconds measured' },
   { name: 'hog-loops', type: 'int', default: os.cpus().length, help: 'busy loops in the best-effort hog' },
+  {
+    name: 'shares',
+    type: 'int',
+    default: 262144,
+    help: "cpu.shares of the run's cgroup (pods + agent): shields them from unrelated load",
+  },
   {
     name: 'neighbour',
     type: 'bool',
@@ -79,6 +85,7 @@ const P = {
   nbWarmup: Number(v.nbWarmup),
   nbMeasure: Number(v.nbMeasure),
   hogLoops: Number(v.hogLoops),
+  shares: Number(v.shares),
   neighbour: Boolean(v.neighbour),
 };
 
@@ -97,6 +104,7 @@ const setup: Record<string, unknown> = {
     'the bottleneck, only the CFS quota.',
   cases: cases.map((c) => ({ name: c.name, config: c.config })),
   perCase: `fresh pod cgroup and service; after its first latency line ${P.warmup} s warm-up, then ${P.measure} s measured`,
+  isolation: `the run's cgroup (pods + the agent beside kubepods) has cpu.shares ${P.shares}: its v1 weight against unrelated processes, as on a dedicated node; the pods stay bound by their quota`,
   nodeState:
     'main cases: node pinned idle (synthetic /proc/stat via --proc-root) so other load on the machine ' +
     'cannot gate the dynamic quota; noisy neighbour: the real /proc/stat',
@@ -285,11 +293,16 @@ async function runNeighbour(
 let exitCode = 0;
 try {
   say(`work dir ${work}, cgroups ${cg.parent}, build ${setup.build}`);
+  // The pods and the agent get a dedicated node's share of the CPU against unrelated load (the pods
+  // stay bound by their quota); the agent sits beside kubepods, so the hog cannot starve it either.
+  cg.setParentShares(P.shares);
+  const agentCg = cg.joinScript(cg.createSystem('agent'));
   const agent = await startBenchAgent({
     node: 'bench-p1',
     kubepodsRel: cg.kubepodsRel,
     workDir: work,
     nodeUsage: 'idle',
+    shellPrefix: agentCg,
   });
   const measured: CaseMeasurement[] = [];
   for (const [i, c] of cases.entries()) measured.push(await runCase(agent, c, i));
@@ -303,6 +316,7 @@ try {
       kubepodsRel: cg.kubepodsRel,
       workDir: work,
       nodeUsage: 'real',
+      shellPrefix: agentCg,
     });
     const hog = cg.createPod('p1-hog', 'hog', 'besteffort', null);
     const hogs = Array.from({ length: P.hogLoops }, (_, k) =>

@@ -25,6 +25,8 @@ export interface BenchAgentOptions {
   nodeUsage: 'idle' | 'real';
   intervalMs?: number;
   build?: Build;
+  /** Shell prefix run before exec (e.g. joining a cgroup). */
+  shellPrefix?: string;
 }
 
 export interface BenchAgent {
@@ -120,6 +122,7 @@ export async function startBenchAgent(o: BenchAgentOptions): Promise<BenchAgent>
       o.build,
     ),
     logFile,
+    o.shellPrefix,
   );
   const stop = async () => {
     if (ticker) clearInterval(ticker);

@@ -48,6 +48,21 @@ export class BenchCgroups {
   }
 
   /**
+   * cpu.shares of the run's parent against everything else on the machine (v1 root weight 1024 per
+   * task or group): a high weight makes the pods behave as on a dedicated node under unrelated load.
+   */
+  setParentShares(shares: number): void {
+    fs.writeFileSync(path.join(CPU, this.parent, 'cpu.shares'), String(shares));
+  }
+
+  /** A cgroup beside kubepods (e.g. for the agent, as a system slice): its path relative to the mounts. */
+  createSystem(name: string): string {
+    const rel = `${this.parent}/${name}`;
+    for (const root of [CPU, CPUACCT]) fs.mkdirSync(path.join(root, rel), { recursive: true });
+    return rel;
+  }
+
+  /**
    * A pod with one container as the kubelet makes it: burstable → quota = limit on the pod and the
    * container; besteffort → no quota, cpu.shares 2.
    */
