@@ -7,15 +7,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../common/log.js';
+import { peekTokenClaims } from '../common/token-file.js';
 import { loadKubeConfig } from '../devcluster/kubelet/api.js';
 import { type MiniKubelet, startMiniKubelet } from '../devcluster/kubelet/kubelet.js';
 import { containerQuotaUs, parseCpuMilli } from '../devcluster/kubelet/resources.js';
 import { writeCredentials } from './credentials.js';
 import {
   AGENT_SERVICE_ACCOUNT,
-  type ControlIdentities,
+  ensureIdentityPods,
+  type IdentityPod,
   OPERATOR_SERVICE_ACCOUNT,
-  startControlIdentities,
+  TOKEN_PATH,
+  TOKEN_VOLUME,
 } from './identities.js';
 import { CBS, demoKube } from './kube.js';
 import {
@@ -109,7 +112,6 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const components: Component[] = [];
   let kubelet: MiniKubelet | undefined;
   let observer: Observer | undefined;
-  let identities: ControlIdentities | undefined;
   const pipeline: Record<string, unknown> = { workDir: work };
   let cleaned = false;
 
@@ -117,7 +119,6 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     if (cleaned) return;
     cleaned = true;
     await observer?.close().catch(() => {});
-    identities?.stop();
     // Agent and operator stop first so nothing writes cgroups while the kubelet kills the pods and
     // removes every cgroup (the restore itself was checked before, with the strategy deleted);
     // the broker and the API go last.
@@ -254,6 +255,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       fake: o.simulate,
       logDir: path.join(logDir, 'containers'),
       log: createLogger({ component: 'kubelet', node: o.nodeName, silent: true }),
+      podsDir: path.join(work, 'kubelet-pods'),
     });
     await kubelet.ready;
     pipeline.cgroupParent = kubelet.cgroups.parent;
@@ -262,16 +264,28 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       emulator = startBandwidthEmulator({ root: cgroupRoot, pods: () => k.pods() });
     }
 
-    // 5. Identities: ServiceAccounts, their pods on the node, tokens bound to the pods (refreshed at
-    // 80 % of their lifetime, as the kubelet does for projected volumes).
-    identities = await startControlIdentities({
-      kc,
-      namespace: DEMO_NAMESPACE,
-      node: o.nodeName,
-      dir: path.join(work, 'credentials', 'tokens'),
-      log,
-    });
-    const ids = identities;
+    // 5. Identities: ServiceAccounts and a pod of each on the node with a projected token volume; the
+    // mini-kubelet writes the pod-bound token (TokenRequest, audience cpuburst-broker) into the pod's
+    // volume dir and rewrites it at 80 % of its lifetime, as the kubelet does for a DaemonSet pod.
+    const idPods = await ensureIdentityPods({ kc, namespace: DEMO_NAMESPACE, node: o.nodeName });
+    const k8 = kubelet;
+    const ids = await waitFor(
+      'waiting for the kubelet to project the ServiceAccount tokens',
+      () => {
+        const running = k8.pods();
+        const bound = (p: IdentityPod) => {
+          const dir = running.find((r) => r.uid === p.pod.uid)?.volumes[TOKEN_VOLUME];
+          const tokenFile = dir && path.join(dir, TOKEN_PATH);
+          if (!tokenFile || !fs.existsSync(tokenFile)) return null;
+          const claims = peekTokenClaims(fs.readFileSync(tokenFile, 'utf8').trim());
+          return { ...p, tokenFile, expiresAt: new Date(claims?.expiresAt ?? 0) };
+        };
+        const agent = bound(idPods.agent);
+        const operator = bound(idPods.operator);
+        return agent && operator ? { agent, operator } : null;
+      },
+      { components: components.slice() },
+    );
     pipeline.identities = Object.fromEntries(
       (['agent', 'operator'] as const).map((k) => [
         k,
@@ -286,7 +300,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     );
     for (const k of ['agent', 'operator'] as const)
       say(
-        `  ${k}: ServiceAccount ${ids[k].serviceAccount}, token bound to pod ${ids[k].pod.name} (audience cpuburst-broker, expires ${ids[k].expiresAt.toISOString()}) → ${ids[k].tokenFile}`,
+        `  ${k}: ServiceAccount ${ids[k].serviceAccount}, token bound to pod ${ids[k].pod.name} (audience cpuburst-broker, expires ${ids[k].expiresAt.toISOString()}), projected by the kubelet → ${ids[k].tokenFile}`,
       );
 
     // 6. Operator and agent.
@@ -668,7 +682,7 @@ function printKeepRunning(
     `                operator ${x.metrics.operator}`,
     `                agent ${x.metrics.agent}`,
     `  decisions:    mosquitto_sub -h 127.0.0.1 -p ${x.brokerPorts.mqttPort} -u operator -P "$(cat ${x.operatorTokenFile})" -t 'cpuburst/v1/nodes/${o.nodeName}/#' -v`,
-    '                (the operator ServiceAccount token: the broker derives the identity from it; refreshed every 8 min)',
+    '                (the operator ServiceAccount token the kubelet projects: the broker derives the identity from it; rewritten every 8 min)',
     `  IoT user:     mosquitto_sub -h 127.0.0.1 -p ${x.brokerPorts.mqttPort} -u viewer -P '${x.creds.iot.viewer}' -t 'devices/#' -v`,
     `  logs:         ${x.logDir}`,
     `  stack:        ${path.join(x.work, 'stack.json')}`,

@@ -6,13 +6,13 @@
 // With --mqtt-token-file: a missing file is logged and retried, and a token rotated on disk is the
 // one sent on the next reconnect (the broker drops the connection when a token expires).
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
-import type { RunningBroker } from '../../broker/server.js';
+import { type RunningBroker, startBroker as startBrokerInProcess } from '../../broker/server.js';
 import { type DevCluster, startDevCluster } from '../../devcluster/index.js';
 import { encode, topics } from '../../protocol/index.js';
 import {
@@ -330,5 +330,131 @@ describe('agent with --mqtt-token-file (spawned process)', { timeout: 120_000 },
     agent.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => agent!.once('exit', (c) => r(c)));
     assert.equal(code, 0, agentLog);
+  });
+});
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate with subject CN `cn` (openssl CLI). */
+function makeAgentCerts(dir: string, cn: string) {
+  const f = (n: string) => path.join(dir, n);
+  fs.writeFileSync(f('san.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=cpuburst-test-ca',
+  );
+  for (const [name, subj, ext] of [
+    ['server', '/CN=localhost', ['-extfile', f('san.cnf')]],
+    ['client', `/CN=${cn}`, []],
+  ] as const) {
+    ssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.csr`),
+      '-subj',
+      subj,
+    );
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      f(`${name}.pem`),
+      '-days',
+      '2',
+      ...ext,
+    );
+  }
+  return {
+    ca: f('ca.pem'),
+    cert: f('server.pem'),
+    key: f('server.key'),
+    clientCert: f('client.pem'),
+    clientKey: f('client.key'),
+  };
+}
+
+describe('agent with an mTLS client certificate (spawned process, real broker, auth chain tls-cert)', {
+  timeout: 120_000,
+}, () => {
+  const fake = FakeCgroupFs.create({ version: 2 });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-mqtt-mtls-'));
+  let broker: RunningBroker | undefined;
+  let agent: ChildProcess | null = null;
+  let agentLog = '';
+  after(async () => {
+    if (agent && agent.exitCode === null) agent.kill('SIGKILL');
+    await broker?.close();
+    fake.cleanup();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('connects over mqtts with --mqtt-tls-cert/--mqtt-tls-key/--mqtt-tls-ca and is agent:<node> from the certificate', async () => {
+    const certs = makeAgentCerts(tmp, `agent:${NODE}`);
+    broker = await startBrokerInProcess({
+      host: '127.0.0.1',
+      mqttPort: -1,
+      tlsPort: 0,
+      wsPort: -1,
+      wssPort: -1,
+      httpPort: -1,
+      tlsCert: certs.cert,
+      tlsKey: certs.key,
+      tlsCa: certs.ca,
+      authChain: ['tls-cert'],
+    });
+    agent = spawnCli([
+      'agent',
+      `--node-name=${NODE}`,
+      `--cgroup-root=${fake.root}`,
+      `--state-dir=${path.join(tmp, 'state')}`,
+      `--proc-root=${fake.procRoot}`,
+      `--mqtt-url=mqtts://127.0.0.1:${broker.ports.tlsPort}`,
+      `--mqtt-tls-cert=${certs.clientCert}`,
+      `--mqtt-tls-key=${certs.clientKey}`,
+      `--mqtt-tls-ca=${certs.ca}`,
+      '--interval=200',
+      '--metrics-port=-1',
+    ]);
+    agent.stdout?.on('data', (d) => {
+      agentLog += d;
+    });
+    agent.stderr?.on('data', (d) => {
+      agentLog += d;
+    });
+    const b = broker;
+    const info = await until(
+      'the agent connected',
+      () => [...b.clients.values()].find((c) => c.by === 'tls-cert'),
+      60_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${agentLog.slice(-2000)}`);
+    });
+    assert.equal(info.identity, `agent:${NODE}`);
+    await until('connected log line', () => /Connected to MQTT broker/.test(agentLog));
+    assert.doesNotMatch(agentLog, /Subscription to decisions refused/);
+    agent.kill('SIGTERM');
+    assert.equal(await new Promise<number | null>((r) => agent!.once('exit', (c) => r(c))), 0, agentLog);
   });
 });

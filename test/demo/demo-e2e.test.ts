@@ -101,9 +101,15 @@ describe('cpuburst demo end to end', { skip, timeout: 240000 }, () => {
     assert.equal(stack.identities.operator.serviceAccount, `${stack.namespace}/cpuburst-operator`);
     assert.deepEqual(
       fs.readdirSync(stack.credentials).sort(),
-      ['acl.yaml', 'iot-users.json', 'tokens', 'users.yaml'],
+      ['acl.yaml', 'iot-users.json', 'users.yaml'],
       'no operator password, no agent key',
     );
+    // The tokens are the mini-kubelet's projected volumes of the identity pods.
+    for (const k of ['agent', 'operator'])
+      assert.match(
+        stack.identities[k].tokenFile,
+        /\/kubelet-pods\/[0-9a-f-]{36}\/volumes\/kubernetes\.io~projected\/cpuburst-broker-token\/token$/,
+      );
     const opToken = fs.readFileSync(stack.identities.operator.tokenFile, 'utf8');
     const claims = JSON.parse(Buffer.from(opToken.split('.')[1]!, 'base64url').toString());
     assert.deepEqual(claims.aud, ['cpuburst-broker']);

@@ -370,7 +370,14 @@ describe('cpuburst operator with --mqtt-token-file', { timeout: 120_000 }, () =>
     writeFileSync(file, 'op-token-2');
     broker.valid = new Set(['op-token-2']);
     broker.kick();
-    await waitFor('reconnected with op-token-2', () => broker.accepted().at(-1) === 'op-token-2', 40_000);
+    await waitFor(
+      'reconnected with op-token-2',
+      () => broker.accepted().at(-1) === 'op-token-2',
+      40_000,
+    ).catch((err: Error) => {
+      const tail = logs.slice(-15).map((l) => JSON.stringify(l));
+      throw new Error(`${err.message}\nattempts: ${JSON.stringify(broker.attempts)}\n${tail.join('\n')}`);
+    });
     assert.ok(!broker.attempts.some((a) => a.password === 'op-token-1' && !a.ok), 'old token not resent');
     assert.equal(broker.attempts.find((a) => a.ok)!.username, 'operator');
     child.kill('SIGTERM');
