@@ -4,7 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes';
 import mqttPacket from 'mqtt-packet';
-import { loadKubeConfig } from '../common/kubeconfig.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { type Acl, type AclAction, type AclRule, checkAcl, matchRules, parseAcl } from './acl.js';
@@ -80,6 +79,11 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const DELAY_PREFIX = '$delay/';
 const MAX_DELAY_SECONDS = 2_147_483; // setTimeout's 2^31-1 ms limit
 
+async function loadKubeConfigLazily(file?: string) {
+  const { loadKubeConfig } = await import('../common/kubeconfig.js');
+  return loadKubeConfig(file);
+}
+
 function readSecret(file: string): Buffer {
   return Buffer.from(readFileSync(file, 'utf8').trim());
 }
@@ -144,7 +148,8 @@ export async function startBroker(
         podCacheSec: cfg.saPodCacheSeconds,
         passForeignIssuers: auth.jwt !== undefined && chain.indexOf('jwt') > chain.indexOf('k8s-token'),
       },
-      { api: opts.kubeAuthApi ?? kubeAuthApi(loadKubeConfig(cfg.kubeconfig)), clock, log },
+      // client-node (~85 MiB RSS per process) is loaded only when this authenticator is on.
+      { api: opts.kubeAuthApi ?? kubeAuthApi(await loadKubeConfigLazily(cfg.kubeconfig)), clock, log },
     );
     auth.k8sToken = k8sToken;
     // The first JWKS fetch happens now; failing it is not fatal (auto falls back to TokenReview,
