@@ -151,7 +151,9 @@ const cleanup = () => {
   return cleaning;
 };
 for (const sig of ['SIGINT', 'SIGTERM'] as const)
-  process.once(sig, () => {
+  process.on(sig, () => {
+    // Repeated signals (Ctrl-C twice) must not cut the cleanup short.
+    if (interrupted) return;
     interrupted = true;
     process.stderr.write(`p1-burst: ${sig}: cleaning up\n`);
     void cleanup().then(() => process.exit(130));

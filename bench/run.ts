@@ -63,6 +63,9 @@ async function runPart(part: string, o: RunOptions, dir: string, since: Date): P
       cwd: path.dirname(BENCH_DIR),
       // stdout repeats the result JSON the part writes to its file; progress goes to stderr.
       stdio: ['ignore', 'ignore', 'inherit'],
+      // Its own process group: a terminal's Ctrl-C reaches only the runner, which forwards exactly
+      // one SIGINT (a second one could cut a part's cleanup short).
+      detached: true,
       env: { ...process.env, BENCH_MODE: o.mode, BENCH_RESULTS_DIR: dir },
     },
   );
@@ -132,9 +135,10 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     process.stderr.write(`bench/run: ${(err as Error).message}\n`);
     process.exit(2);
   }
+  // A part in its own process group outlives a crashed runner unless told to stop.
+  process.on('exit', () => current?.kill('SIGINT'));
   for (const sig of ['SIGINT', 'SIGTERM'] as const)
     process.once(sig, () => {
-      // The part gets the signal too (same process group from a terminal); make sure it does.
       current?.kill('SIGINT');
       process.stderr.write(`bench/run: ${sig}: stopping\n`);
       setTimeout(() => process.exit(130), 25_000).unref();
