@@ -16,6 +16,10 @@ export interface RunOptions {
   mode: BenchMode;
   only: string[];
   noReport: boolean;
+  /** Where the part files are (tests point this at a temp dir). */
+  benchDir?: string;
+  /** Results directory (default BENCH_RESULTS_DIR or bench/results). */
+  resultsDir?: string;
 }
 
 export function parseRunArgs(argv: string[]): RunOptions {
@@ -52,7 +56,7 @@ const PART_TIMEOUT_MS = { full: 12 * 60_000, smoke: 4 * 60_000 };
 let current: ReturnType<typeof spawn> | null = null;
 
 async function runPart(part: string, o: RunOptions, dir: string, since: Date): Promise<PartFailure | null> {
-  const file = path.join(BENCH_DIR, `${part}.bench.ts`);
+  const file = path.join(o.benchDir ?? BENCH_DIR, `${part}.bench.ts`);
   if (!fs.existsSync(file)) return { part, reason: `bench/${part}.bench.ts does not exist` };
   const started = Date.now();
   process.stderr.write(`\n=== ${part} (${o.mode}) ===\n`);
@@ -60,7 +64,7 @@ async function runPart(part: string, o: RunOptions, dir: string, since: Date): P
     process.execPath,
     ['--import', 'tsx', file, ...(o.mode === 'smoke' ? ['--smoke'] : [])],
     {
-      cwd: path.dirname(BENCH_DIR),
+      cwd: path.dirname(BENCH_DIR), // the repo: tsx resolves from here
       // stdout repeats the result JSON the part writes to its file; progress goes to stderr.
       stdio: ['ignore', 'ignore', 'inherit'],
       // Its own process group: a terminal's Ctrl-C reaches only the runner, which forwards exactly
@@ -101,7 +105,7 @@ async function runPart(part: string, o: RunOptions, dir: string, since: Date): P
 }
 
 export async function runSuite(o: RunOptions): Promise<number> {
-  const dir = process.env.BENCH_RESULTS_DIR ?? RESULTS_DIR;
+  const dir = o.resultsDir ?? process.env.BENCH_RESULTS_DIR ?? RESULTS_DIR;
   const parts = selectParts(o.only);
   const since = new Date();
   const failures: PartFailure[] = [];

@@ -10,7 +10,7 @@ import { chartData, chartView, partChartSpec } from '../../bench/lib/chart.js';
 import { fmtNumber, goalsTable, resultProblem, rowsTable, summaryMarkdown } from '../../bench/lib/report.js';
 import { type BenchResult, row } from '../../bench/lib/results.js';
 import { parseReportArgs, writeReport } from '../../bench/report.js';
-import { parseRunArgs, selectParts } from '../../bench/run.js';
+import { parseRunArgs, runSuite, selectParts } from '../../bench/run.js';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 
@@ -245,5 +245,47 @@ describe('writeReport (real render)', () => {
     assert.deepEqual(smoke.parts, ['p3-broker']);
     assert.equal(path.basename(smoke.summaryFile), 'summary.smoke.md');
     assert.ok(fs.existsSync(path.join(dir, 'p3-broker.smoke.png')));
+  });
+});
+
+describe('runSuite (real processes)', () => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-run-test-'));
+  after(() => fs.rmSync(base, { recursive: true, force: true }));
+
+  it('runs the parts in order; a crash, a missing file and a part without a result fail; exit 1', async () => {
+    const benchDir = path.join(base, 'bench');
+    const resultsDir = path.join(base, 'results');
+    fs.mkdirSync(benchDir);
+    const order = path.join(base, 'order.txt');
+    // A part that writes a smoke result through the real contract module.
+    const contract = path.join(REPO, 'bench/lib/results.ts');
+    fs.writeFileSync(
+      path.join(benchDir, 'p1-burst.bench.ts'),
+      `import fs from 'node:fs';
+import { benchMode, machineInfo, row, writeResult } from ${JSON.stringify(contract)};
+fs.appendFileSync(${JSON.stringify(order)}, 'p1 ' + benchMode() + '\\n');
+writeResult({ part: 'p1-burst', title: 'P1', mode: benchMode(), startedAt: new Date().toISOString(),
+  durationSeconds: 0.1, machine: machineInfo(), setup: {}, notes: [],
+  rows: [row({ case: 'c', metric: 'p99 latency ms', value: 5, reference: 10, goal: '≤ 0.5×', met: true })],
+  charts: [{ title: 't', unit: 'ms', kind: 'bar', x: ['a'], series: [{ name: 's', values: [1] }] }] });
+`,
+    );
+    fs.writeFileSync(
+      path.join(benchDir, 'p2-propagation.bench.ts'),
+      `import fs from 'node:fs';\nfs.appendFileSync(${JSON.stringify(order)}, 'p2\\n');\nprocess.exit(3);\n`,
+    );
+    fs.writeFileSync(path.join(benchDir, 'p4-agent.bench.ts'), `console.log('{}');\n`);
+    const code = await runSuite({ mode: 'smoke', only: [], noReport: false, benchDir, resultsDir });
+    assert.equal(code, 1);
+    assert.equal(fs.readFileSync(order, 'utf8'), 'p1 smoke\np2\n', 'in order, --smoke passed through');
+    const md = fs.readFileSync(path.join(resultsDir, 'summary.smoke.md'), 'utf8');
+    assert.match(md, /- p2-propagation: exited with code 3/);
+    assert.match(md, /- p3-broker: bench\/p3-broker.bench.ts does not exist/);
+    assert.match(md, /- p4-agent: exited 0 but wrote no readable p4-agent.smoke.json/);
+    assert.match(md, /## p1-burst — P1/);
+    assert.ok(fs.existsSync(path.join(resultsDir, 'p1-burst.smoke.png')));
+
+    const one = await runSuite({ mode: 'smoke', only: ['p1'], noReport: true, benchDir, resultsDir });
+    assert.equal(one, 0, 'one part that works');
   });
 });
