@@ -309,6 +309,8 @@ export function reviewReason(error: string): RefusalReason {
   if (/expired/i.test(error)) return 'expired';
   if (/not valid yet|before|nbf/i.test(error)) return 'not_yet_valid';
   if (/audience/i.test(error)) return 'bad_audience';
-  if (/pod/i.test(error) && /not found|does not exist|deleted|uid|no longer/i.test(error)) return 'pod_gone';
+  // kube-apiserver: "service account token has been invalidated" (bound pod gone) or "pod UID (..) does not match".
+  if (/invalidated/i.test(error)) return 'pod_gone';
+  if (/pod/i.test(error) && /not found|does not exist|deleted|does not match|no longer/i.test(error)) return 'pod_gone';
   return 'review_failed';
 }

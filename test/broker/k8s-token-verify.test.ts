@@ -235,6 +235,8 @@ describe('k8s-token: TokenReview verification and auto fallback', () => {
       'bad_audience',
     );
     assert.equal(reviewReason('pod "agent-a" not found'), 'pod_gone');
+    assert.equal(reviewReason('service account token has been invalidated'), 'pod_gone');
+    assert.equal(reviewReason('pod UID (1) does not match service account pod ref claim (2)'), 'pod_gone');
     assert.equal(reviewReason('invalid bearer token'), 'review_failed');
   });
 
