@@ -82,6 +82,22 @@ export interface RoundReport {
   planned: Map<string, Triple>;
 }
 
+interface Series {
+  labels: Record<string, string>;
+  /** Last value set per gauge: prom-client hashes the labels on every set, and most stay the same. */
+  last: Map<object, number>;
+}
+
+function setGauge(
+  s: Series,
+  g: { set(labels: Record<string, string>, value: number): void },
+  v: number,
+): void {
+  if (s.last.get(g) === v) return;
+  s.last.set(g, v);
+  g.set(s.labels, v);
+}
+
 const FIELD_OF = (v: CpuValues, f: OwnedFieldName): number | null =>
   f === 'quota' ? v.quotaUs : f === 'period' ? v.periodUs : v.burstUs;
 
@@ -94,9 +110,12 @@ export class Agent {
   private buckets = new Map<string, Bucket>();
   private ring: Array<{ tMs: number; ps: ProcStatSample; exclUs: number }> = [];
   private node: NodeStateResult = { state: 'unknown', ratio: null, excessCores: 0 };
-  private labelKeys = new Map<string, Record<string, string>>();
-  /** Resolved container dirs (podDir|containerID → dir), re-checked for existence every round. */
+  /** Metric series of pods (pod|uid) and containers (ctr|uid|name) seen recently. */
+  private labelKeys = new Map<string, Series>();
+  /** Resolved container dirs (podDir|containerID → dir), re-resolved only when reading them fails. */
   private ctrDirs = new Map<string, string>();
+  /** Resolved pod dirs (qosClass|uid → dir), re-resolved only when reading them fails. */
+  private podDirs = new Map<string, string>();
   private readonly clock: () => number;
   private quiescedSeen = false;
 
@@ -210,6 +229,8 @@ export class Agent {
     const work: PodWork[] = [];
     const seenLabels = new Set<string>();
     const sampled = new Set<string>();
+    /** Dirs read successfully this round: known to exist, no existence check needed below. */
+    const readOk = new Set<string>();
     const err = (pod: PodDecision, reason: string, message: string) =>
       errors.push({ uid: pod.uid, namespace: pod.namespace, name: pod.name, reason, message });
 
@@ -233,35 +254,44 @@ export class Agent {
         }
         continue;
       }
-      let podDir: string | null;
-      try {
-        podDir = resolvePodDir(fs, layout, pod.qosClass, pod.uid);
-      } catch (e) {
-        st.phase = 'Failed';
-        st.reason = 'InvalidDecision';
-        st.message = (e as Error).message;
-        err(pod, 'InvalidDecision', (e as Error).message);
-        continue;
-      }
-      if (!podDir) {
-        if (pod.containers.some((c) => c.running)) {
+      // Last round's pod dir is read directly; only a failed read looks for it again (an existence
+      // check per pod and container every round was a tenth of the agent's syscalls).
+      const podKey = `${pod.qosClass}|${pod.uid}`;
+      let podDir: string | null = this.podDirs.get(podKey) ?? null;
+      let podCur: CpuValues | null = podDir ? this.tryRead(podDir) : null;
+      if (!podCur) {
+        this.podDirs.delete(podKey);
+        try {
+          podDir = resolvePodDir(fs, layout, pod.qosClass, pod.uid);
+        } catch (e) {
+          st.phase = 'Failed';
+          st.reason = 'InvalidDecision';
+          st.message = (e as Error).message;
+          err(pod, 'InvalidDecision', (e as Error).message);
+          continue;
+        }
+        if (!podDir) {
+          if (pod.containers.some((c) => c.running)) {
+            st.phase = 'Failed';
+            st.reason = 'CgroupNotFound';
+            st.message = `no cgroup for pod ${pod.uid} under ${path.join(layout.cpuRoot, layout.kubepodsDir)}`;
+            err(pod, 'CgroupNotFound', st.message);
+            log.info('Pod cgroup not found', { pod: `${pod.namespace}/${pod.name}`, uid: pod.uid });
+          } else st.phase = 'Pending';
+          continue;
+        }
+        try {
+          podCur = readCpu(fs, layout.version, podDir);
+        } catch (e) {
           st.phase = 'Failed';
           st.reason = 'CgroupNotFound';
-          st.message = `no cgroup for pod ${pod.uid} under ${path.join(layout.cpuRoot, layout.kubepodsDir)}`;
-          err(pod, 'CgroupNotFound', st.message);
-          log.info('Pod cgroup not found', { pod: `${pod.namespace}/${pod.name}`, uid: pod.uid });
-        } else st.phase = 'Pending';
-        continue;
+          err(pod, 'CgroupNotFound', (e as Error).message);
+          continue;
+        }
+        this.podDirs.set(podKey, podDir);
       }
-      let podCur: CpuValues;
-      try {
-        podCur = readCpu(fs, layout.version, podDir);
-      } catch (e) {
-        st.phase = 'Failed';
-        st.reason = 'CgroupNotFound';
-        err(pod, 'CgroupNotFound', (e as Error).message);
-        continue;
-      }
+      if (!podDir) continue; // (narrowing only: a pod with values has a dir)
+      readOk.add(podDir);
       const w: PodWork = { pod, podDir, podCur, containers: [], st };
       const skipped: string[] = [];
       for (const c of pod.containers) {
@@ -270,14 +300,27 @@ export class Agent {
           skipped.push(`${c.name}: no CPU limit`);
           continue;
         }
-        let dir: string | null = this.ctrDirs.get(`${podDir}|${c.containerID}`) ?? null;
-        if (!dir || !fs.exists(dir)) {
+        const ctrKey = `${podDir}|${c.containerID}`;
+        let dir: string | null = this.ctrDirs.get(ctrKey) ?? null;
+        let cur: CpuValues | null = null;
+        let stat: CpuStat | null = null;
+        if (dir) {
+          // Read last round's dir directly; a dir that has gone is resolved again below.
+          try {
+            cur = readCpu(fs, layout.version, dir);
+            stat = readStat(fs, layout, dir);
+          } catch {
+            this.ctrDirs.delete(ctrKey);
+            dir = null;
+          }
+        }
+        if (!dir) {
           try {
             dir = resolveContainerDir(fs, layout, podDir, c.containerID);
           } catch {
             dir = null;
           }
-          if (dir) this.ctrDirs.set(`${podDir}|${c.containerID}`, dir);
+          if (dir) this.ctrDirs.set(ctrKey, dir);
         }
         if (dir && w.containers.some((x) => x.dir === dir)) {
           err(pod, 'InvalidDecision', `container ${c.name} repeats container ID ${c.containerID}`);
@@ -289,8 +332,11 @@ export class Agent {
           continue;
         }
         try {
-          const cur = readCpu(fs, layout.version, dir);
-          const stat = readStat(fs, layout, dir);
+          if (!cur || !stat) {
+            cur = readCpu(fs, layout.version, dir);
+            stat = readStat(fs, layout, dir);
+          }
+          readOk.add(dir);
           const prev = this.samples.get(dir);
           let throttleRatio: number | null = null;
           let usage: number | null = null;
@@ -387,8 +433,8 @@ export class Agent {
       // stopped running): restored within the pod's plan.
       const managed = new Set(w.containers.map((c) => c.dir));
       const staleConflicts: string[] = [];
-      for (const [dir, o] of store.dirsOfPod(w.pod.uid)) {
-        if (o.role !== 'container' || managed.has(dir)) continue;
+      for (const dir of store.ownedDirs(w.pod.uid)) {
+        if (managed.has(dir) || store.get(dir)?.role !== 'container') continue;
         const n = this.restoreNode(dir, staleConflicts);
         if (n) {
           ctrNodes.push(n);
@@ -458,27 +504,29 @@ export class Agent {
         st.periodUs = final.periodUs;
         st.quotaUs = final.quotaUs;
         if (final.burstUs !== null) st.burstUs = final.burstUs;
-        const lbl = { namespace: pod.namespace, pod: pod.name, uid: pod.uid };
-        this.d.metrics.podQuota.set(lbl, final.quotaUs < 0 ? -1 : final.quotaUs / 1e6);
-        if (final.burstUs !== null) this.d.metrics.podBurst.set(lbl, final.burstUs / 1e6);
-        this.trackLabels(`pod|${pod.uid}`, lbl, seenLabels);
+        const ps = this.series(`pod|${pod.uid}`, seenLabels, () => ({
+          namespace: pod.namespace,
+          pod: pod.name,
+          uid: pod.uid,
+        }));
+        setGauge(ps, this.d.metrics.podQuota, final.quotaUs < 0 ? -1 : final.quotaUs / 1e6);
+        if (final.burstUs !== null) setGauge(ps, this.d.metrics.podBurst, final.burstUs / 1e6);
       }
       const ratios = w.containers.map((c) => c.throttleRatio).filter((r): r is number => r !== null);
       if (ratios.length) st.throttleRatio = Math.max(...ratios);
       for (const c of w.containers) {
-        const lbl = { namespace: pod.namespace, pod: pod.name, uid: pod.uid, container: c.name };
+        const cs = this.ctrSeries(pod, c.name, seenLabels);
         const t = plan.targets.get(c.dir);
-        if (t) this.d.metrics.containerQuota.set(lbl, t.quotaUs < 0 ? -1 : t.quotaUs / 1e6);
+        if (t) setGauge(cs, this.d.metrics.containerQuota, t.quotaUs < 0 ? -1 : t.quotaUs / 1e6);
         const tok = out.targets.get(c.dir)?.bucketTokens;
-        if (tok !== null && tok !== undefined) this.d.metrics.tokens.set(lbl, tok);
-        this.trackLabels(`ctr|${pod.uid}|${c.name}`, lbl, seenLabels);
+        if (tok !== null && tok !== undefined) setGauge(cs, this.d.metrics.tokens, tok);
       }
     }
 
     // ---- pods that left: opt-out (not in the document) or deleted (cgroup gone) ----
     for (const uid of store.podUids()) if (!inDoc.has(uid)) this.restorePod(uid, 'opt-out');
     for (const [dir] of store.entries())
-      if (!fs.exists(dir)) {
+      if (!readOk.has(dir) && !fs.exists(dir)) {
         store.forget(dir);
         log.info('Forgot ownership of a removed cgroup', { dir });
       }
@@ -486,6 +534,10 @@ export class Agent {
     // A sample not refreshed this round is stale (pod left, policy none): a later delta would span the gap.
     if (sample) for (const k of this.samples.keys()) if (!sampled.has(k)) this.samples.delete(k);
     if (this.ctrDirs.size > 4 * (sampled.size + 16)) this.ctrDirs.clear();
+    if (this.podDirs.size > inDoc.size)
+      for (const k of this.podDirs.keys())
+        if (!inDoc.has(k.slice(k.indexOf('|') + 1))) this.podDirs.delete(k);
+    fs.sweep?.();
     this.dropStaleLabels(seenLabels);
     this.rounds++;
     end();
@@ -746,27 +798,41 @@ export class Agent {
     seen: Set<string>,
   ): void {
     const m = this.d.metrics;
-    const lbl = { namespace: pod.namespace, pod: pod.name, uid: pod.uid, container };
-    if (ratio !== null) m.throttleRatio.set(lbl, ratio);
+    const cs = this.ctrSeries(pod, container, seen);
+    if (ratio !== null) setGauge(cs, m.throttleRatio, ratio);
     const pos = (x: number) => Math.max(x, 0);
     const thr = pos(cur.throttledUs - prev.throttledUs);
     const nb = pos(cur.nrBursts - prev.nrBursts);
     const bt = pos(cur.burstUs - prev.burstUs);
-    if (thr) m.throttledSeconds.inc(lbl, thr / 1e6);
-    if (nb) m.bursts.inc(lbl, nb);
-    if (bt) m.burstSeconds.inc(lbl, bt / 1e6);
-    this.trackLabels(`ctr|${pod.uid}|${container}`, lbl, seen);
+    if (thr) m.throttledSeconds.inc(cs.labels, thr / 1e6);
+    if (nb) m.bursts.inc(cs.labels, nb);
+    if (bt) m.burstSeconds.inc(cs.labels, bt / 1e6);
   }
 
-  private trackLabels(key: string, labels: Record<string, string>, seen: Set<string>): void {
-    this.labelKeys.set(key, labels);
+  /** A series, created on first use (labels built once), marked seen this round. */
+  private series(key: string, seen: Set<string>, labels: () => Record<string, string>): Series {
+    let s = this.labelKeys.get(key);
+    if (!s) {
+      s = { labels: labels(), last: new Map() };
+      this.labelKeys.set(key, s);
+    }
     seen.add(key);
+    return s;
+  }
+
+  private ctrSeries(pod: PodDecision, container: string, seen: Set<string>): Series {
+    return this.series(`ctr|${pod.uid}|${container}`, seen, () => ({
+      namespace: pod.namespace,
+      pod: pod.name,
+      uid: pod.uid,
+      container,
+    }));
   }
 
   /** Pods and containers that went away must not linger as series. */
   private dropStaleLabels(seen: Set<string>): void {
     const m = this.d.metrics;
-    for (const [key, lbl] of this.labelKeys) {
+    for (const [key, { labels: lbl }] of this.labelKeys) {
       if (seen.has(key)) continue;
       if (key.startsWith('pod|')) {
         m.podQuota.remove(lbl);

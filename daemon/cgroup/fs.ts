@@ -13,13 +13,140 @@ export interface CgroupFs {
   listDirs(path: string): string[];
   /** True when `path` is the root of a cgroup v2 (unified) mount. */
   isCgroup2(path: string): boolean;
+  /**
+   * Optional: called once at the end of every agent round; releases what is held for paths not read
+   * since the previous call (nodeFs: cached file descriptors of cgroups that went away or left).
+   */
+  sweep?(): void;
 }
 
 /** statfs(2) f_type of cgroup2. */
 export const CGROUP2_SUPER_MAGIC = 0x63677270;
+/** statfs(2) f_type of a cgroup v1 hierarchy. */
+export const CGROUP_SUPER_MAGIC = 0x27e0eb;
+
+const READ_BUF = 8192;
+
+/**
+ * Reads cgroupfs files through descriptors kept open across rounds: one pread(2) at offset 0 instead
+ * of open + read + read + close (the agent reads ~13 files per pod every second; this is 4-7× less
+ * CPU per read). A kernfs file re-generates its content on every read from offset 0, and a descriptor
+ * of a removed cgroup fails with ENODEV (even if a cgroup of the same name is created again), so a
+ * failing descriptor is dropped and the path re-opened: a cgroup that is gone still reads as ENOENT.
+ * Only files on a cgroup filesystem are cached: a regular file (the fake cgroupfs of the tests) may be
+ * replaced by rename, which an open descriptor would never see. Descriptors not read between two
+ * sweep() calls are closed, and at most `max` are held.
+ */
+export class CgroupFileReader {
+  private readonly fds = new Map<string, { fd: number; used: boolean }>();
+  /** Directory → lies on a cgroup filesystem (statfs once per directory). */
+  private readonly kernfs = new Map<string, { yes: boolean; used: boolean }>();
+  private readonly buf = Buffer.allocUnsafe(READ_BUF);
+
+  constructor(readonly max = defaultMaxFds()) {}
+
+  get open(): number {
+    return this.fds.size;
+  }
+
+  read(p: string): string {
+    const e = this.fds.get(p);
+    if (e) {
+      try {
+        const n = fs.readSync(e.fd, this.buf, 0, READ_BUF, 0);
+        if (n < READ_BUF) {
+          e.used = true;
+          return this.buf.toString('utf8', 0, n);
+        }
+      } catch {
+        /* ENODEV: the cgroup was removed; re-open below (ENOENT if it is gone) */
+      }
+      this.drop(p, e.fd);
+    } else if (this.fds.size < this.max && this.onCgroupFs(p)) {
+      const fd = fs.openSync(p, 'r');
+      let n: number;
+      try {
+        n = fs.readSync(fd, this.buf, 0, READ_BUF, 0);
+      } catch (err) {
+        fs.closeSync(fd);
+        throw err;
+      }
+      if (n < READ_BUF) {
+        this.fds.set(p, { fd, used: true });
+        return this.buf.toString('utf8', 0, n);
+      }
+      fs.closeSync(fd);
+    }
+    return fs.readFileSync(p, 'utf8');
+  }
+
+  /** Closes descriptors (and forgets directories) not used since the previous sweep. */
+  sweep(): void {
+    for (const [p, e] of this.fds) {
+      if (e.used) e.used = false;
+      else this.drop(p, e.fd);
+    }
+    for (const [d, k] of this.kernfs) {
+      if (k.used) k.used = false;
+      else this.kernfs.delete(d);
+    }
+  }
+
+  closeAll(): void {
+    for (const [p, e] of this.fds) this.drop(p, e.fd);
+    this.kernfs.clear();
+  }
+
+  private drop(p: string, fd: number): void {
+    this.fds.delete(p);
+    try {
+      fs.closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+  }
+
+  private onCgroupFs(p: string): boolean {
+    const dir = p.slice(0, p.lastIndexOf('/')) || '/';
+    let k = this.kernfs.get(dir);
+    if (!k) {
+      let yes = false;
+      try {
+        const t = Number(fs.statfsSync(dir).type);
+        yes = t === CGROUP_SUPER_MAGIC || t === CGROUP2_SUPER_MAGIC;
+      } catch {
+        /* a missing dir: read normally (and fail with ENOENT there) */
+      }
+      k = { yes, used: true };
+      if (yes || this.kernfs.size < 4 * this.max) this.kernfs.set(dir, k);
+    }
+    k.used = true;
+    return k.yes;
+  }
+}
+
+/** A quarter of the soft RLIMIT_NOFILE (the rest is for everything else), at most 8192. */
+function defaultMaxFds(): number {
+  try {
+    const line = fs
+      .readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const field = line?.split(/\s{2,}/)[1];
+    if (field === 'unlimited') return 8192;
+    const soft = Number(field);
+    if (Number.isFinite(soft) && soft > 0) return Math.min(8192, Math.floor(soft / 4));
+  } catch {
+    /* no procfs */
+  }
+  return 256;
+}
+
+const reader = new CgroupFileReader();
 
 export const nodeFs: CgroupFs = {
-  read: (p) => fs.readFileSync(p, 'utf8'),
+  read: (p) => reader.read(p),
+  sweep: () => reader.sweep(),
   write: (p, v) => {
     // No O_CREAT semantics wanted: cgroupfs files exist or the cgroup is gone (ENOENT).
     const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_TRUNC);

@@ -144,5 +144,8 @@ export function resolveContainerDir(
 /** Where cpuacct.usage of a cpu cgroup dir lives on v1 (same dir, or the same path under cpuacct). */
 export function cpuacctDir(layout: CgroupLayout, cpuDir: string): string {
   if (!layout.cpuacctRoot) return cpuDir;
+  // Called for every container every round: plain string work for the usual case (a dir below cpuRoot).
+  if (cpuDir.startsWith(`${layout.cpuRoot}/`))
+    return layout.cpuacctRoot + cpuDir.slice(layout.cpuRoot.length);
   return path.join(layout.cpuacctRoot, path.relative(layout.cpuRoot, cpuDir));
 }

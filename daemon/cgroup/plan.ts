@@ -108,7 +108,51 @@ const same = (a: Triple, b: Triple) =>
 
 const ratioOf = (t: Triple): Ratio | null => (t.quotaUs === -1 ? null : { q: t.quotaUs, p: t.periodUs });
 
+/**
+ * The planner. Most rounds change nothing (every target equals the value in place): that case is
+ * answered without building the simulation (the agent plans every pod every second).
+ */
 export function planWrites(input: PlanInput): Plan {
+  return steadyPlan(input) ?? planWritesFull(input);
+}
+
+const unchanged = (n: PlanNode): boolean =>
+  (n.target.periodUs === undefined || n.target.periodUs === n.current.periodUs) &&
+  (n.target.quotaUs === undefined || n.target.quotaUs === n.current.quotaUs) &&
+  (n.target.burstUs === undefined || n.target.burstUs === n.current.burstUs);
+
+/**
+ * The empty plan when no target differs from the current value and the current values already pass
+ * every rule the full planner checks (so it would clamp nothing and emit nothing); else null.
+ */
+export function steadyPlan(input: PlanInput): Plan | null {
+  const { pod, containers, version, burstAboveQuota } = input;
+  if (!unchanged(pod) || tripleError(pod.current, burstAboveQuota) !== null) return null;
+  for (const c of containers)
+    if (!unchanged(c) || tripleError(c.current, burstAboveQuota) !== null) return null;
+  if (version === 1) {
+    const parent = input.parentLimit ? { q: input.parentLimit.quotaUs, p: input.parentLimit.periodUs } : null;
+    const podR = ratioOf(pod.current);
+    if (podR && parent && !ratioLE(podR, parent)) return null;
+    const eff = podR ?? parent;
+    if (eff) {
+      for (const c of containers) {
+        const r = ratioOf(c.current);
+        if (r && !ratioLE(r, eff)) return null;
+      }
+      for (const o of input.others ?? []) {
+        const r = ratioOf(o as Triple);
+        if (r && !ratioLE(r, eff)) return null;
+      }
+    }
+  }
+  const targets = new Map<string, Triple>([[pod.dir, { ...pod.current }]]);
+  for (const c of containers) targets.set(c.dir, { ...c.current });
+  return { writes: [], clamps: [], targets, unsafe: [] };
+}
+
+/** The full planner (clamp, simulate, order); planWrites uses it unless nothing changes. */
+export function planWritesFull(input: PlanInput): Plan {
   const { version, burstAboveQuota } = input;
   const clamps: Clamp[] = [];
   const unsafe: Plan['unsafe'] = [];

@@ -111,6 +111,11 @@ export class StateStore {
     return new Set(this.byPod().keys());
   }
 
+  /** The pod's owned dirs, in no particular order and not copied (the round scans this per pod). */
+  ownedDirs(uid: string): readonly string[] {
+    return this.byPod().get(uid) ?? [];
+  }
+
   /** The pod's owned cgroups, the pod dir first. */
   dirsOfPod(uid: string): Array<[string, OwnedCgroup]> {
     const out = (this.byPod().get(uid) ?? []).map((d) => [d, this.cgroups.get(d)!] as [string, OwnedCgroup]);

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { silentLogger } from '../../common/log.js';
-import { type PlanInput, planWrites, tripleError } from '../../daemon/cgroup/plan.js';
+import {
+  type PlanInput,
+  planWrites,
+  planWritesFull,
+  steadyPlan,
+  tripleError,
+} from '../../daemon/cgroup/plan.js';
 import { readCpu } from '../../daemon/cgroup/read.js';
 import { executePlan } from '../../daemon/cgroup/write.js';
 import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
@@ -203,3 +209,54 @@ for (const version of [1, 2] as const) {
     });
   });
 }
+
+// The no-change shortcut must answer exactly what the full planner would (it skips the simulation
+// every steady round): random current values (valid or not), targets mostly equal to them.
+describe('planner no-change shortcut', () => {
+  it('2,000 random inputs: planWrites = planWritesFull; the shortcut is taken when nothing changes', (t) => {
+    const quota = fc.oneof(fc.constant(-1), fc.integer({ min: 500, max: 400_000 }));
+    const period = fc.constantFrom(100000, 50000, 200000, 500, 2_000_000);
+    const burst = fc.oneof(fc.constant(null), fc.integer({ min: 0, max: 400_000 }));
+    const triple = fc.record({ quotaUs: quota, periodUs: period, burstUs: burst });
+    // Target: keep every field (undefined), restate it, or (rarely) ask for another value.
+    const node = (dir: string) =>
+      fc
+        .tuple(triple, fc.constantFrom('keep', 'same', 'same', 'other'), triple)
+        .map(([current, how, other]) => ({
+          dir,
+          current,
+          target:
+            how === 'keep'
+              ? {}
+              : how === 'same'
+                ? {
+                    quotaUs: current.quotaUs,
+                    periodUs: current.periodUs,
+                    burstUs: current.burstUs ?? undefined,
+                  }
+                : { quotaUs: other.quotaUs, burstUs: other.burstUs ?? undefined },
+        }));
+    let shortcut = 0;
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1, 2) as fc.Arbitrary<1 | 2>,
+        fc.boolean(),
+        fc.option(fc.record({ quotaUs: fc.integer({ min: 1000, max: 800_000 }), periodUs: period })),
+        node('/p'),
+        fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 0, maxLength: 3 }),
+        fc.array(triple, { maxLength: 2 }),
+        (version, burstAboveQuota, parentLimit, pod, ids, others) => {
+          const containers = [...new Set(ids)].map(
+            (i) => fc.sample(node(`/p/c${i}`), { numRuns: 1, seed: i })[0]!,
+          );
+          const input: PlanInput = { version, burstAboveQuota, parentLimit, pod, containers, others };
+          if (steadyPlan(input)) shortcut++;
+          assert.deepEqual(planWrites(input), planWritesFull(input));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    t.diagnostic(`shortcut taken ${shortcut} times`);
+    assert.ok(shortcut > 50, `shortcut taken only ${shortcut} times`);
+  });
+});
