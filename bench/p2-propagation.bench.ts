@@ -53,7 +53,7 @@ const scaleSpec: ScaleSpec = smoke
       namespaces: 100,
       agentsPerProcess: 1000,
       lease: { durationSeconds: 4, renewSeconds: 3, retryMs: 500 },
-      convergeTimeoutMs: 240_000,
+      convergeTimeoutMs: 300_000,
       operatorNodeFlags: (process.env.BENCH_P2_OPERATOR_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     };
 

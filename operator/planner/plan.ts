@@ -5,7 +5,7 @@
 // highest-priority matching CpuBurstStrategy > ConfigMap node strategy > ConfigMap cluster strategy >
 // built-in defaults. Strategies of equal priority: the older one wins, then the smaller name.
 import { createHash } from 'node:crypto';
-import type { ExcludedPod, NodeBurstConfig, PodDecision } from '../../protocol/index.js';
+import type { BurstConfig, ExcludedPod, NodeBurstConfig, PodDecision } from '../../protocol/index.js';
 import type { CpuBurstStrategy, PodReason } from '../types.js';
 import {
   type ClusterBurstConfig,
@@ -224,7 +224,34 @@ export interface NodePart {
   /** winner → loser → pods decided at equal priority. */
   ties: Map<string, Map<string, number>>;
   podIssues: PodIssue[];
-  podSources: Map<string, { node: string; source: string; strategy?: string }>;
+}
+
+// 550,000 decisions repeat a handful of configs and source strings: share one object per distinct
+// value (decisions are never mutated once planned). Bounded: annotations could make them many.
+const configs = new Map<string, BurstConfig>();
+const strings = new Map<string, string>();
+const INTERN_MAX = 10_000;
+
+function internConfig(c: BurstConfig): BurstConfig {
+  const k = `${c.policy}|${c.cpuBurstPercent}|${c.cfsQuotaBurstPercent}|${c.cfsQuotaBurstPeriodSeconds}`;
+  const hit = configs.get(k);
+  if (hit) return hit;
+  if (configs.size >= INTERN_MAX) configs.clear();
+  configs.set(k, c);
+  return c;
+}
+
+function intern(s: string): string {
+  const hit = strings.get(s);
+  if (hit !== undefined) return hit;
+  if (strings.size >= INTERN_MAX) strings.clear();
+  strings.set(s, s);
+  return s;
+}
+
+/** The winning strategy named in a decision's source ("CpuBurstStrategy/x", "annotation (over CpuBurstStrategy/x)"). */
+function strategyOfSource(source: string): string | undefined {
+  return /CpuBurstStrategy\/([^)]+)\)?$/.exec(source)?.[1];
 }
 
 export function planNode(ctx: PlanContext, node: string, pods: Iterable<PodLike>): NodePart {
@@ -239,7 +266,6 @@ export function planNode(ctx: PlanContext, node: string, pods: Iterable<PodLike>
     strategies: new Map(),
     ties: new Map(),
     podIssues: [],
-    podSources: new Map(),
   };
   const sp = (r: Ranked): StrategyPart => {
     let x = part.strategies.get(r.name);
@@ -387,13 +413,10 @@ export function planNode(ctx: PlanContext, node: string, pods: Iterable<PodLike>
     content.pods.push({
       ...ident,
       qosClass: qosClassOf(pod),
-      config: toBurstConfig(cfg),
-      source,
+      config: internConfig(toBurstConfig(cfg)),
+      source: intern(source),
       containers: containersOf(pod),
     });
-    const src: { node: string; source: string; strategy?: string } = { node, source };
-    if (winner) src.strategy = winner.name;
-    part.podSources.set(md.uid, src);
   }
 
   const cfg = mergeConfig<FullBurstConfig>(
@@ -414,7 +437,6 @@ export function mergeParts(ctx: PlanContext, parts: Iterable<NodePart>): Plan {
     strategies.set(r.name, { ...r.base, pods: [], exclusions: [], ties: [], podsOverridden: 0 });
   const nodes = new Map<string, NodeContent>();
   const podIssues: PodIssue[] = [];
-  const podSources = new Map<string, { node: string; source: string; strategy?: string }>();
   const ties = new Map<string, Map<string, number>>();
   for (const part of parts) {
     nodes.set(part.content.node, part.content);
@@ -434,7 +456,6 @@ export function mergeParts(ctx: PlanContext, parts: Iterable<NodePart>): Plan {
       for (const [l, n] of losers) m.set(l, (m.get(l) ?? 0) + n);
     }
     for (const i of part.podIssues) podIssues.push(i);
-    for (const [k, v] of part.podSources) podSources.set(k, v);
   }
   const rankedByName = new Map(ctx.ranked.map((r) => [r.name, r]));
   for (const [wName, losers] of [...ties].sort(([a], [b]) => (a < b ? -1 : 1)))
@@ -457,7 +478,26 @@ export function mergeParts(ctx: PlanContext, parts: Iterable<NodePart>): Plan {
     p.pods.sort(byName);
     p.exclusions.sort(byName);
   }
-  return { nodes, strategies, podIssues, podSources };
+  // podSources is derived from the decisions on first use (nothing on the hot path reads it).
+  let sources: Plan['podSources'] | undefined;
+  const out = { nodes, strategies, podIssues } as Plan;
+  Object.defineProperty(out, 'podSources', {
+    enumerable: true,
+    get: () => {
+      if (!sources) {
+        sources = new Map();
+        for (const [node, c] of nodes)
+          for (const d of c.pods) {
+            const src: { node: string; source: string; strategy?: string } = { node, source: d.source };
+            const strategy = strategyOfSource(d.source);
+            if (strategy) src.strategy = strategy;
+            sources.set(d.uid, src);
+          }
+      }
+      return sources;
+    },
+  });
+  return out;
 }
 
 export function plan(input: PlanInput): Plan {

@@ -165,6 +165,23 @@ export function overrideOf(p: PodLike): OverrideResult {
   return { present: true, ok: true, value: v };
 }
 
+// Slim pods share their repeated parts: every pod of a Deployment has the same labels and resources,
+// so 550,000 cached pods hold a few thousand such objects, not a million. Never mutated after caching.
+const shared = new Map<string, unknown>();
+const SHARED_MAX = 100_000;
+const EMPTY: Record<string, string> = {};
+const RUNNING = { running: true };
+const NOT_RUNNING = {};
+
+function share<T>(key: string, make: () => T): T {
+  const hit = shared.get(key);
+  if (hit !== undefined) return hit as T;
+  if (shared.size >= SHARED_MAX) shared.clear();
+  const v = make();
+  shared.set(key, v);
+  return v;
+}
+
 function slimResources(r: ContainerLike['resources']): ContainerLike['resources'] {
   const pick = (m: Record<string, unknown> | undefined) => {
     if (!m) return undefined;
@@ -182,18 +199,20 @@ function slimResources(r: ContainerLike['resources']): ContainerLike['resources'
 }
 
 function slimContainers(cs: ContainerLike[] | undefined): ContainerLike[] | undefined {
-  return cs?.map((c) => {
+  if (!cs) return undefined;
+  const list = cs.map((c) => {
     const out: ContainerLike = { name: c.name, resources: slimResources(c.resources) };
     if (c.restartPolicy) out.restartPolicy = c.restartPolicy;
     return out;
   });
+  return share(`c${JSON.stringify(list)}`, () => list);
 }
 
 function slimStatuses(ss: ContainerStatusLike[] | undefined): ContainerStatusLike[] | undefined {
   return ss?.map((s) => ({
     name: s.name,
     containerID: s.containerID ?? '',
-    state: s.state?.running ? { running: true } : {},
+    state: s.state?.running ? RUNNING : NOT_RUNNING,
   }));
 }
 
@@ -207,18 +226,21 @@ export function slimPod(p: PodLike & { metadata?: { resourceVersion?: string } }
   metadata: { resourceVersion?: string };
 } {
   const md = p.metadata ?? {};
-  const annotations: Record<string, string> = {};
+  let annotations = EMPTY;
   for (const k of [ANNOTATION_ENABLED, ANNOTATION_CONFIG]) {
     const v = md.annotations?.[k];
-    if (v !== undefined) annotations[k] = v;
+    if (v === undefined) continue;
+    if (annotations === EMPTY) annotations = {};
+    annotations[k] = v;
   }
+  const labels = md.labels ? share(`l${JSON.stringify(md.labels)}`, () => md.labels!) : EMPTY;
   const out: PodLike & { metadata: { resourceVersion?: string } } = {
     metadata: {
       name: md.name,
       namespace: md.namespace,
       uid: md.uid,
       resourceVersion: md.resourceVersion,
-      labels: md.labels ?? {},
+      labels,
       annotations,
     },
     spec: {
