@@ -9,7 +9,8 @@
 // put the cgroup back.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { identities, topics } from '../../protocol/index.js';
@@ -24,7 +25,17 @@ import {
   run,
   templateText,
 } from './helm.js';
-import { brokerLogins, ChartBed, freePorts, httpGet, NODE, probe, translateArg, until } from './kubelet.js';
+import {
+  brokerLogins,
+  ChartBed,
+  freePorts,
+  httpGet,
+  NODE,
+  probe,
+  stop,
+  translateArg,
+  until,
+} from './kubelet.js';
 
 const CONTAINER_ID = '4b1d0c7e9a2f';
 /** The agent's token lifetime here (the chart's 3600 s would not rotate within a test). */
@@ -192,6 +203,98 @@ describe('rendered pods run as the kubelet would run them', { timeout: 400_000 }
     } finally {
       for (const c of clients) c.end(true);
     }
+  });
+
+  it('the broker refuses tokens of other ServiceAccounts, for other audiences, and without its pod RBAC', async () => {
+    const port = bed.procs.get('broker')!.ports.get('mqtt')!;
+    const tryLogin = (token: string, mqttPort = port) =>
+      new Promise<number | 'connected'>((resolve) => {
+        const c = mqtt.connect(`mqtt://127.0.0.1:${mqttPort}`, {
+          protocolVersion: 5,
+          username: identities.agent(NODE),
+          password: token,
+          reconnectPeriod: 0,
+          connectTimeout: 20_000,
+        });
+        c.once('connect', () => {
+          c.end(true);
+          resolve('connected');
+        });
+        c.once('error', (err) => {
+          c.end(true);
+          resolve((err as { code?: number }).code ?? -1);
+        });
+      });
+    const agentPod = bed.procs.get('agent')!.pod;
+    // Another pod on the same node, on the namespace's `default` ServiceAccount: not the agent account.
+    const stranger = bed.cluster.store.create({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'stranger', namespace: NAMESPACE },
+      spec: { nodeName: NODE, serviceAccountName: 'default', containers: [{ name: 'c', image: 'busybox' }] },
+    } as any);
+    const other = await bed.requestToken(
+      'default',
+      { name: 'stranger', uid: stranger.metadata.uid },
+      'cpuburst-broker',
+      600,
+    );
+    assert.equal(await tryLogin(other.token), 0x87);
+    // The agent's account, but a token for the API server (what automount would give): wrong audience.
+    const apiToken = await bed.requestToken(name('agent'), agentPod, undefined, 600);
+    assert.equal(await tryLogin(apiToken.token), 0x86);
+    const metrics = (await httpGet(bed.procs.get('broker')!.ports.get('http')!, '/metrics')).body;
+    for (const reason of ['serviceaccount_not_allowed', 'bad_audience'])
+      assert.match(
+        metrics,
+        new RegExp(`cpuburst_broker_auth_refusals_total\\{[^}]*reason="${reason}"[^}]*\\} [1-9]`),
+      );
+
+    // The chart's pod read is load-bearing: a broker replica on an account with the chart's two
+    // ClusterRoleBindings but without its Role cannot confirm the bound pod, so even the real agent
+    // token is refused there (while the chart's broker takes it, above and below).
+    const sa = 'broker-no-pod-read';
+    const binding = (n: string, role: string) => ({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: `${sa}-${n}` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: NAMESPACE }],
+    });
+    const file = path.join(bed.dir, `${sa}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: NAMESPACE } },
+          binding('delegator', 'system:auth-delegator'),
+          binding('discovery', 'system:service-account-issuer-discovery'),
+        ],
+      }),
+    );
+    const applied = await bed.kubectl('apply', '-f', file);
+    assert.equal(applied.code, 0, applied.stderr);
+    const noPodRead = structuredClone(find(objs, 'Deployment', name('broker')));
+    noPodRead.spec.template.spec.serviceAccountName = sa;
+    const [mqtt2, http2] = await freePorts(2);
+    await bed.start(
+      'broker-no-pod-read',
+      noPodRead,
+      ['--host=127.0.0.1', `--mqtt-port=${mqtt2}`, `--http-port=${http2}`, '--ws-port=-1'],
+      { podName: `${name('broker')}-no-pod-read`, inCluster: true },
+    );
+    const b2 = bed.procs.get('broker-no-pod-read')!;
+    await until(
+      () => `the second broker ready (${b2.log.slice(-1500)})`,
+      async () => (await httpGet(http2!, '/readyz')).status === 200,
+    );
+    const agentToken = readFileSync(`${tokenDir('agent')}/token`, 'utf8');
+    assert.equal(await tryLogin(agentToken, mqtt2), 0x86);
+    assert.match(b2.log, /review_failed/);
+    assert.equal(await tryLogin(agentToken), 'connected');
+    await stop(b2.child);
   });
 
   it('the agent token rotates on disk; the broker drops the expired login and the agent comes back with the new one', async () => {
