@@ -174,10 +174,10 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     res.end('ok');
     return;
   }
-  // OIDC discovery is public, as when system:service-account-issuer-discovery is bound to everyone.
-  if (ctx.tokens && method === 'GET' && OIDC_PATHS.includes(path))
-    return serveOidc(ctx.tokens, ctx.apiUrl?.() ?? '', path, res);
-  const caller = authenticate(req, ctx.token, ctx.tokens);
+  // OIDC discovery is public, as when system:service-account-issuer-discovery is bound to everyone
+  // (but injected faults apply to it, so verifiers' fallbacks can be tested).
+  const oidc = ctx.tokens !== undefined && method === 'GET' && OIDC_PATHS.includes(path);
+  const caller: Authn = oidc ? { kind: 'admin' } : authenticate(req, ctx.token, ctx.tokens);
   const delay = ctx.faults.delayFor(method, req.url ?? path);
   if (delay > 0) await new Promise((r) => setTimeout(r, delay));
   const failure = ctx.faults.failureFor(method, req.url ?? path);
@@ -188,6 +188,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       failure === 500 ? 'InternalError' : 'ServiceUnavailable',
       `Internal error occurred: injected fault (${failure})`,
     );
+  if (oidc) return serveOidc(ctx.tokens!, ctx.apiUrl?.() ?? '', path, res);
 
   const segs = path.split('/').filter(Boolean);
   const reg = ctx.registry;

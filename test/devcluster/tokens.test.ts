@@ -311,6 +311,17 @@ describe('ServiceAccount tokens', () => {
     assert.equal((await review(dc.tokens.issue(base).token, ['cpuburst-broker'])).status.authenticated, true);
   });
 
+  test("injected faults reach the discovery documents (for verifiers' fallbacks)", async () => {
+    dc.faults.failRequests({ share: 1, code: 503, path: /openid/ });
+    try {
+      assert.equal((await request(dc.url, 'GET', '/openid/v1/jwks')).status, 503);
+      assert.equal((await request(dc.url, 'GET', '/.well-known/openid-configuration')).status, 503);
+    } finally {
+      dc.faults.reset();
+    }
+    assert.equal((await request(dc.url, 'GET', '/openid/v1/jwks')).status, 200);
+  });
+
   test('discovery lists serviceaccounts/token and authentication.k8s.io/v1 tokenreviews', async () => {
     const core = (await request(dc.url, 'GET', '/api/v1', undefined, ADMIN)).body;
     const tr = core.resources.find((r: any) => r.name === 'serviceaccounts/token');
