@@ -311,6 +311,7 @@ export function reviewReason(error: string): RefusalReason {
   if (/audience/i.test(error)) return 'bad_audience';
   // kube-apiserver: "service account token has been invalidated" (bound pod gone) or "pod UID (..) does not match".
   if (/invalidated/i.test(error)) return 'pod_gone';
-  if (/pod/i.test(error) && /not found|does not exist|deleted|does not match|no longer/i.test(error)) return 'pod_gone';
+  if (/pod/i.test(error) && /not found|does not exist|deleted|does not match|no longer/i.test(error))
+    return 'pod_gone';
   return 'review_failed';
 }

@@ -57,8 +57,6 @@ export class FakeIssuer implements KubeAuthApi {
   down = false;
   now: () => number = Date.now;
 
-  constructor() {}
-
   addPod(namespace: string, name: string, nodeName?: string): string {
     const uid = randomUUID();
     this.pods.set(`${namespace}/${name}`, { uid, nodeName });
