@@ -25,6 +25,7 @@ import {
   type BurstCase,
   burstCases,
   burstCharts,
+  burstNotes,
   burstRows,
   type CaseMeasurement,
   type NeighbourMeasurement,
@@ -38,7 +39,13 @@ const smoke = mode === 'smoke';
 const FLAGS: FlagSpec[] = [
   { name: 'smoke', type: 'bool', default: false, help: 'bounded ~30 s run (CI)' },
   { name: 'rate', type: 'string', default: '25', help: 'service: mean arrivals per second (Poisson)' },
-  { name: 'work-ms', type: 'string', default: '13', help: 'service: CPU time per request, ms' },
+  { name: 'work-ms', type: 'string', default: '14', help: 'service: CPU time per request, ms' },
+  {
+    name: 'seed',
+    type: 'int',
+    default: 1,
+    help: 'arrival seed: every case replays the same arrivals (0 = a fresh random sequence per case)',
+  },
   { name: 'limit-milli', type: 'int', default: 400, help: 'service: CPU limit, millicores' },
   { name: 'warmup', type: 'int', default: smoke ? 0 : 6, help: 'seconds per case before measuring' },
   { name: 'measure', type: 'int', default: smoke ? 2 : 30, help: 'seconds measured per case' },
@@ -77,6 +84,7 @@ const P = {
   rate: Number(v.rate),
   workMs: Number(v.workMs),
   limitMilli: Number(v.limitMilli),
+  seed: Number(v.seed),
   warmup: Number(v.warmup),
   measure: Number(v.measure),
   nbRate: Number(v.nbRate),
@@ -98,10 +106,14 @@ const setup: Record<string, unknown> = {
   limit: `${P.limitMilli}m (quota ${P.limitMilli * 100} µs / 100 ms period)`,
   offeredLoad: `${Math.round(((P.rate * P.workMs) / P.limitMilli) * 100)}% of the limit on average`,
   why:
-    'The mean load sits below the limit (so static burst cannot raise the mean CPU), but Poisson ' +
-    'clusters of requests need more than one period’s quota: without burst they wait for the next ' +
-    'period. One single-threaded service uses at most 1 of the 2 cores, so the machine is never ' +
-    'the bottleneck, only the CFS quota.',
+    'The mean load sits below the limit, so static burst cannot raise the mean CPU (goal ≤ 1.05×), ' +
+    'but Poisson clusters need more than one period’s quota: without burst they wait for the next ' +
+    'period and queue. Static burst absorbs clusters up to its budget; the dynamic quota removes the ' +
+    'queueing. One single-threaded service uses at most 1 of the 2 cores, so the CFS quota is the ' +
+    'only bottleneck, not the machine.',
+  arrivals: P.seed
+    ? `seeded (--seed ${P.seed}): every case replays the same arrival times, so the cases differ only in policy`
+    : 'a fresh random sequence per case',
   cases: cases.map((c) => ({ name: c.name, config: c.config })),
   perCase: `fresh pod cgroup and service; after its first latency line ${P.warmup} s warm-up, then ${P.measure} s measured`,
   isolation: `the run's cgroup (pods + the agent beside kubepods) has cpu.shares ${P.shares}: its v1 weight against unrelated processes, as on a dedicated node; the pods stay bound by their quota`,
@@ -165,11 +177,13 @@ function startService(
   pod: BenchPodCgroup,
   rate: number,
   workMs: number,
+  seed: number,
 ): { proc: Proc; file: string } {
   const file = path.join(work, `${name}.jsonl`);
+  const args = ['--rate', String(rate), '--work-ms', String(workMs), '--out', file, '--seed', String(seed)];
   const proc = startProc(
     name,
-    scriptArgv('demo/workload/main', ['--rate', String(rate), '--work-ms', String(workMs), '--out', file]),
+    scriptArgv('demo/workload/main', args),
     path.join(work, `${name}.log`),
     cg.joinScript(pod.containerRel),
   );
@@ -191,7 +205,7 @@ async function runCase(agent: BenchAgent, c: BurstCase, i: number): Promise<Case
   const uid = `p1-case${i}`;
   const pod = cg.createPod(uid, `c${i}`, 'burstable', P.limitMilli);
   // The service boots (under its limit, as in a pod) while the agent applies the decision.
-  const svc = startService(`service-${i}`, pod, P.rate, P.workMs);
+  const svc = startService(`service-${i}`, pod, P.rate, P.workMs, P.seed);
   await Promise.all([agent.apply([podDecision(uid, `c${i}`, P.limitMilli, c.config)]), firstLine(svc)]);
   await sleep(P.warmup * 1000);
   const a = snapshot(V1_ROOT, pod.containerRel);
@@ -242,7 +256,9 @@ async function runNeighbour(
     cfsQuotaBurstPercent: 300,
     cfsQuotaBurstPeriodSeconds: -1,
   };
-  const svcs = pods.map((p, j) => startService(`nb${round}-${j}`, p, P.nbRate, P.nbWorkMs));
+  const svcs = pods.map((p, j) =>
+    startService(`nb${round}-${j}`, p, P.nbRate, P.nbWorkMs, P.seed ? P.seed + 1 + j : 0),
+  );
   await Promise.all([
     agent.apply(
       pods.map((p) => podDecision(p.uid, p.containerId, P.nbLimitMilli, cfg)),
@@ -339,6 +355,7 @@ try {
         `noisy neighbour: load average ${load.toFixed(1)} on ${os.cpus().length} CPUs; the agent sees other processes in the share pool too`,
       );
   }
+  notes.push(...burstNotes(measured));
   const rows = [
     ...burstRows(measured),
     ...(neighbour.length === 2 ? neighbourRows(neighbour[0]!, neighbour[1]!) : []),

@@ -147,6 +147,25 @@ export function burstRows(cases: CaseMeasurement[]): BenchRow[] {
   return rows;
 }
 
+/** Observations the figures support (pure). */
+export function burstNotes(cases: CaseMeasurement[]): string[] {
+  const auto = cases.find((c) => c.kind === 'auto');
+  const quota = cases.find((c) => c.kind === 'quota');
+  const notes: string[] = [];
+  if (auto && quota && auto.latencyMs.p99 > quota.latencyMs.p99) {
+    const mean = (c: CaseMeasurement) => {
+      const q = c.quotaCores.filter((x): x is number => x != null);
+      return q.length ? Math.round((q.reduce((a, b) => a + b, 0) / q.length) * 1000) / 1000 : null;
+    };
+    notes.push(
+      `auto's p99 (${auto.latencyMs.p99} ms) is above cfsQuotaBurstOnly's (${quota.latencyMs.p99} ms): the kernel burst ` +
+        `absorbs clusters, so the 1 s loop sees fewer throttled periods (${r1(auto.throttledRatio * 100)}% vs ` +
+        `${r1(quota.throttledRatio * 100)}%) and raises the quota less (mean ${mean(auto)} vs ${mean(quota)} cores).`,
+    );
+  }
+  return notes;
+}
+
 function met(v: number | null, ref: number | null, ok: (v: number, r: number) => boolean): boolean {
   return v != null && ref != null && ok(v, ref);
 }

@@ -11,7 +11,25 @@ export const workloadFlags: FlagSpec[] = [
   { name: 'work-ms', type: 'string', default: '12', help: 'CPU time each request burns, ms' },
   { name: 'out', type: 'string', default: '', help: 'append JSON lines here (default stdout)' },
   { name: 'duration', type: 'int', default: 0, help: 'stop after this many seconds (0 = forever)' },
+  {
+    name: 'seed',
+    type: 'int',
+    default: 0,
+    help: 'seed of the arrival times (0 = random); the same seed replays the same arrivals (benchmarks)',
+  },
 ];
+
+/** mulberry32: a small seeded PRNG in [0,1), so runs with one seed see the same arrivals. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 function burnCpu(ms: number): void {
   const start = process.cpuUsage();
@@ -30,6 +48,7 @@ export async function runService(argv: string[]): Promise<void> {
   const workMs = Number(v.workMs);
   const durationS = Number(v.duration);
   if (!(rate > 0) || !(workMs > 0)) throw new Error('--rate and --work-ms must be positive numbers');
+  const random = Number(v.seed) ? seededRandom(Number(v.seed)) : Math.random;
   const out = v.out ? String(v.out) : '';
   const emit = (line: object) => {
     const s = `${JSON.stringify(line)}\n`;
@@ -40,7 +59,7 @@ export async function runService(argv: string[]): Promise<void> {
   for (let i = 0; i < 5; i++) burnCpu(workMs);
   const t0 = performance.now();
   const epoch0 = Date.now();
-  let nextArrival = t0 + poissonGapMs(rate, Math.random());
+  let nextArrival = t0 + poissonGapMs(rate, random());
   let window: number[] = [];
   let windowStart = t0;
   const flush = (now: number) => {
@@ -68,7 +87,7 @@ export async function runService(argv: string[]): Promise<void> {
       burnCpu(workMs);
       const done = performance.now();
       window.push(done - nextArrival);
-      nextArrival += poissonGapMs(rate, Math.random());
+      nextArrival += poissonGapMs(rate, random());
     } else {
       await new Promise((r) => setTimeout(r, Math.max(0, Math.min(nextArrival - now, 50))));
     }

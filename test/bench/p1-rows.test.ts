@@ -4,11 +4,13 @@ import { describe, it } from 'node:test';
 import {
   burstCases,
   burstCharts,
+  burstNotes,
   burstRows,
   type CaseMeasurement,
   type NeighbourMeasurement,
   neighbourRows,
 } from '../../bench/lib/p1.js';
+import { seededRandom } from '../../demo/workload/service.js';
 
 function m(
   name: string,
@@ -162,5 +164,33 @@ describe('p1 noisy neighbour and charts', () => {
     assert.deepEqual(charts[2]!.series[1]!.values, [0.4, 0.4, 0.4], 'the limit line');
     assert.deepEqual(charts[3]!.series[0]!.values, [1, 0.6]);
     assert.equal(burstCharts(cases.slice(0, 1), []).length, 2, 'no quota chart without a dynamic case');
+  });
+});
+
+describe('p1 notes', () => {
+  it('explains auto above cfsQuotaBurstOnly from the throttling and quota it saw; silent otherwise', () => {
+    const quota = m('cfsQuotaBurstOnly', 'quota', 80, { throttledRatio: 0.08, quotaCores: [0.6, 0.7, null] });
+    const auto = m('auto', 'auto', 110, { throttledRatio: 0.04, quotaCores: [0.4, 0.5] });
+    const [n] = burstNotes([m('no burst', 'none', 300), quota, auto]);
+    assert.match(n!, /auto's p99 \(110 ms\) is above cfsQuotaBurstOnly's \(80 ms\)/);
+    assert.match(n!, /\(4% vs 8%\)/);
+    assert.match(n!, /mean 0.45 vs 0.65 cores/);
+    assert.deepEqual(burstNotes([quota, { ...auto, latencyMs: { ...auto.latencyMs, p99: 70 } }]), []);
+    assert.deepEqual(burstNotes([auto]), []);
+  });
+});
+
+describe('seeded arrivals (demo/workload --seed)', () => {
+  it('one seed replays one sequence in [0,1); another seed differs', () => {
+    const take = (seed: number) => {
+      const r = seededRandom(seed);
+      return Array.from({ length: 1000 }, () => r());
+    };
+    const a = take(1);
+    assert.deepEqual(take(1), a);
+    assert.notDeepEqual(take(2).slice(0, 10), a.slice(0, 10));
+    assert.ok(a.every((x) => x >= 0 && x < 1));
+    const mean = a.reduce((x, y) => x + y, 0) / a.length;
+    assert.ok(Math.abs(mean - 0.5) < 0.05, `roughly uniform (mean ${mean})`);
   });
 });
