@@ -336,13 +336,16 @@ export class TokenIssuer {
     if (candidates.length === 0) return fail('unknown_key', `no signing key with kid "${header.kid}"`);
     const input = Buffer.from(`${parts[0]}.${parts[1]}`);
     const sig = Buffer.from(parts[2]!, 'base64url');
-    const ok = candidates.some(
-      (k) =>
-        k.alg === header.alg &&
-        (k.alg === 'RS256'
+    const ok = candidates.some((k) => {
+      if (k.alg !== header.alg) return false; // also refuses alg "none" and HS256 key confusion
+      try {
+        return k.alg === 'RS256'
           ? cryptoVerify('sha256', input, k.publicKey, sig)
-          : cryptoVerify('sha256', input, { key: k.publicKey, dsaEncoding: 'ieee-p1363' }, sig)),
-    );
+          : cryptoVerify('sha256', input, { key: k.publicKey, dsaEncoding: 'ieee-p1363' }, sig);
+      } catch {
+        return false; // a signature of the wrong shape
+      }
+    });
     if (!ok) return fail('bad_signature', 'square/go-jose: error in cryptographic primitive');
     const now = this.now().getTime() / 1000;
     if (typeof claims.exp !== 'number' || now > claims.exp + this.leeway)

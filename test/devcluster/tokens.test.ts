@@ -239,6 +239,12 @@ describe('ServiceAccount tokens', () => {
     assert.equal(rv.status.authenticated, false);
     rv = await review(dc.tokens.issue({ ...base, issuer: 'https://elsewhere' }).token, ['cpuburst-broker']);
     assert.equal(rv.status.authenticated, false);
+    // alg "none" with our kid, and a truncated signature.
+    const none = Buffer.from(JSON.stringify({ alg: 'none', kid: dc.tokens.kids[0] })).toString('base64url');
+    rv = await review(`${none}.${forged[1]}.`, ['cpuburst-broker']);
+    assert.equal(rv.status.authenticated, false);
+    rv = await review(`${forged[0]}.${forged[1]}.${forged[2]!.slice(0, 10)}`, ['cpuburst-broker']);
+    assert.equal(rv.status.authenticated, false);
     rv = await review('not.a.jwt', ['cpuburst-broker']);
     assert.equal(rv.status.authenticated, false);
     const missing = await request(dc.url, 'POST', reviewPath, { spec: {} }, ADMIN);
