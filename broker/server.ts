@@ -158,7 +158,13 @@ export async function startBroker(
   }
   const apiKey = cfg.apiKeyFile ? readSecret(cfg.apiKeyFile).toString() : cfg.apiKey;
 
-  const store = await openStore({ dataDir: cfg.dataDir, redisUrl: cfg.redisUrl, log });
+  let store: Awaited<ReturnType<typeof openStore>>;
+  try {
+    store = await openStore({ dataDir: cfg.dataDir, redisUrl: cfg.redisUrl, log });
+  } catch (err) {
+    k8sToken?.stop();
+    throw err;
+  }
 
   /** Built-in rules, then the client's own (JWT/HTTP) rules, then the ACL file; no file = allow. */
   function permitted(client: Client | null, action: AclAction, topic: string): boolean {

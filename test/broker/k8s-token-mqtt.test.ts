@@ -201,8 +201,10 @@ describe('k8s-token over MQTT: the token, not the client, decides the identity',
       }
     });
     await ok.endAsync();
+    const before = await tb.refusals('unknown_key');
     assert.equal(await refusedWith(tb.port, old, { protocolVersion: 5 }), 0x86);
     assert.ok(lastRefusal('unknown_key'));
+    assert.equal(await tb.refusals('unknown_key'), before + 1);
   });
 
   it('disconnects a client when its token expires (MQTT 5: DISCONNECT 0xA0; 3.1.1: closed)', async () => {

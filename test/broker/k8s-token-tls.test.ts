@@ -72,7 +72,7 @@ async function tlsBroker(tlsOperatorCert: boolean) {
       mqttPort: -1,
       tlsPort: 0,
       wsPort: -1,
-      wssPort: -1,
+      wssPort: 0,
       httpPort: -1,
       flappingMaxCount: 0,
       tlsCert: certs.cert,
@@ -151,6 +151,23 @@ describe('tls-cert: identities from client certificates', () => {
       assert.ok(g[0]!.qos >= 128, 'node-b decisions granted to node-a certificate');
       await c.endAsync();
     }
+  });
+
+  it('works on the WSS listener too (the certificate of the upgraded TLS socket)', async () => {
+    const c = await mqtt.connectAsync(`wss://127.0.0.1:${b.ports.wssPort}/mqtt`, {
+      ca: readFileSync(certs.ca),
+      cert: readFileSync(agentA.cert),
+      key: readFileSync(agentA.key),
+      rejectUnauthorized: true,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      clientId: 'wss-a',
+      username: 'agent:node-b',
+    });
+    after(() => c.endAsync(true));
+    const info = [...b.clients.entries()].find(([cl]) => cl.id === 'wss-a')?.[1];
+    assert.equal(info?.identity, identities.agent('node-a'));
+    await c.endAsync();
   });
 
   it('a SAN URI cpuburst://agent/node-b names the node', async () => {
