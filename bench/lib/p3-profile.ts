@@ -33,7 +33,7 @@ export function topFrames(file: string, n = 25): { share: number; frame: string 
     total += t;
     const cf = node.callFrame;
     const where = cf.url.replace(/.*node_modules\//, '').replace(/.*\/(dist|work\/main)\//, '');
-    const key = `${cf.functionName || '(anonymous)'} ${where}${where ? `:${cf.lineNumber + 1}` : ''}`;
+    const key = where ? `${cf.functionName || '(anonymous)'} ${where}:${cf.lineNumber + 1}` : cf.functionName;
     byFrame.set(key, (byFrame.get(key) ?? 0) + t);
   }
   return [...byFrame]
@@ -42,23 +42,34 @@ export function topFrames(file: string, n = 25): { share: number; frame: string 
     .map(([frame, t]) => ({ share: Math.round((1000 * t) / Math.max(1, total)) / 10, frame }));
 }
 
-async function main(): Promise<void> {
-  const load = (process.argv[2] ?? 'q0') as 'q0' | 'q1' | 'connect';
-  const seconds = Number(process.argv[3] ?? 4);
-  const level = process.argv[4] === 'level';
+export type ProfileLoad = 'q0' | 'q1' | 'connect';
+
+/**
+ * Runs one load against a `cpuburst broker --cpu-prof` and returns what it did and its top
+ * self-time frames. Uses the given (idle) generator workers, or starts three of its own.
+ */
+export async function profileBroker(o: {
+  load: ProfileLoad;
+  seconds: number;
+  level?: boolean;
+  workers?: GenWorker[];
+}): Promise<{ summary: string; frames: { share: number; frame: string }[] }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-p3-profile-'));
-  const workers: GenWorker[] = [];
+  const own: GenWorker[] = [];
+  let b: Awaited<ReturnType<typeof startCpuburst>> | undefined;
   try {
-    const b = await startCpuburst({
+    b = await startCpuburst({
       dir,
       name: 'profiled',
-      dataDir: level ? path.join(dir, 'db') : 'memory',
+      dataDir: o.level ? path.join(dir, 'db') : 'memory',
       nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir],
     });
-    workers.push(...(await Promise.all([0, 1, 2].map(() => GenWorker.start()))));
-    const [w0, w1, w2] = workers as [GenWorker, GenWorker, GenWorker];
-    const conn = { host: '127.0.0.1', port: b.port, clean: !level };
-    if (load === 'connect') {
+    if (!o.workers) own.push(...(await Promise.all([0, 1, 2].map(() => GenWorker.start()))));
+    const [w0, w1, w2] = (o.workers ?? own) as [GenWorker, GenWorker, GenWorker];
+    const conn = { host: '127.0.0.1', port: b.port, clean: !o.level };
+    let summary: string;
+    if (o.load === 'connect') {
+      const t0 = Date.now();
       const r = await Promise.all(
         [w0, w1].map((w, k) =>
           w.connect({
@@ -69,9 +80,10 @@ async function main(): Promise<void> {
           }),
         ),
       );
-      process.stderr.write(`connected ${r.reduce((n, x) => n + x.connected, 0)}\n`);
+      const held = r.reduce((n, x) => n + x.connected, 0);
+      summary = `${held} connects in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
     } else {
-      const qos = load === 'q1' ? 1 : 0;
+      const qos = o.load === 'q1' ? 1 : 0;
       await w0.connect({ ...conn, clients: [{ clientId: 'sub' }] });
       await w0.call({ op: 'subscribe', topic: 'bench/in/#', qos });
       for (const [w, p] of [
@@ -84,13 +96,13 @@ async function main(): Promise<void> {
         });
       }
       const t0Us = nowUs() + 50_000;
-      await w0.call({ op: 'receive', t0Us, bucketMs: 50, maxMs: seconds * 1000 + 30_000, latency: false });
+      await w0.call({ op: 'receive', t0Us, bucketMs: 50, maxMs: o.seconds * 1000 + 30_000, latency: false });
       await Promise.all(
         [w1, w2].map((w) =>
           w.call({
             op: 'publish',
             t0Us,
-            durationMs: seconds * 1000,
+            durationMs: o.seconds * 1000,
             qos,
             topic: 'bench/in/{id}',
             payloadBytes: 64,
@@ -101,20 +113,30 @@ async function main(): Promise<void> {
         ),
       );
       const { received } = await w0.call<{ received: number }>({ op: 'count' });
-      process.stderr.write(`delivered ${received} in ${seconds} s\n`);
+      summary = `QoS ${qos} fan-in flood, 20 publishers${o.level ? ', LevelDB, persistent sessions' : ''}: ${received} delivered in ${o.seconds} s`;
     }
-    for (const w of workers) await w.call({ op: 'close', reset: true });
+    // publishers first: their unread backlog dies with them instead of being written to a closed subscriber
+    for (const w of [w1, w2, w0]) await w.call({ op: 'close', reset: true });
     await b.stop(); // the profile is written at a clean exit
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error('no .cpuprofile written');
-    for (const f of topFrames(path.join(dir, file))) {
-      process.stdout.write(`${f.share.toFixed(1).padStart(5)} %  ${f.frame}\n`);
-    }
+    return { summary, frames: topFrames(path.join(dir, file)) };
   } finally {
-    for (const w of workers) w.stop();
-    killAllBrokers();
+    for (const w of own) w.stop();
+    await b?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function main(): Promise<void> {
+  const res = await profileBroker({
+    load: (process.argv[2] ?? 'q0') as ProfileLoad,
+    seconds: Number(process.argv[3] ?? 4),
+    level: process.argv[4] === 'level',
+  });
+  process.stderr.write(`${res.summary}\n`);
+  for (const f of res.frames) process.stdout.write(`${f.share.toFixed(1).padStart(5)} %  ${f.frame}\n`);
+  killAllBrokers();
 }
 
 if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) await main();
