@@ -55,7 +55,7 @@ const S = smoke
     };
 const QOS1_WINDOW = 20; // in-flight QoS 1 publishes per publisher (mosquitto's default max_inflight)
 const PAYLOAD = 64;
-const FLOOD_DRAIN_S = 5; // longest wait for a flood's backlog after publishing stops
+const FLOOD_DRAIN_S = 2; // longest wait for a flood's backlog after publishing stops
 const GOAL_RSS_MIB = 4096;
 const MiB = 2 ** 20;
 
