@@ -7,7 +7,8 @@ import { buildConfig, FLAGS } from './config.js';
 import { startBroker } from './server.js';
 
 const SUMMARY = `MQTT 3.1/3.1.1/5.0 broker (aedes) with TCP, TLS, WebSocket and WSS listeners, an auth chain
-(users file, agent key, JWT, HTTP hook), EMQX-style ACL, built-in control-plane rules, limits, bans,
+(users file, agent key, JWT, HTTP hook, Kubernetes ServiceAccount tokens, client certificates),
+EMQX-style ACL, built-in control-plane rules, limits, bans,
 $SYS topics, shared subscriptions, delayed publish and an HTTP API. Anonymous clients are refused
 unless --allow-anonymous. Subcommand: 'cpuburst broker hash-password [--pbkdf2]' (password on stdin).`;
 

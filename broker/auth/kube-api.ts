@@ -119,9 +119,18 @@ export function kubeAuthApi(kc: KubeConfig): KubeAuthApi {
     },
     async jwks(jwksUri) {
       // The API server serves the keys itself at the path of jwks_uri (the URI's host is the
-      // public issuer address, often not reachable from inside the cluster).
-      const path = new URL(jwksUri, base).pathname;
-      const doc = (await request('GET', path)) as { keys?: unknown };
+      // public issuer address, often not reachable from inside the cluster). Managed clusters
+      // with an external issuer (EKS, GKE) serve them only there: then the public URI is read.
+      const uri = new URL(jwksUri, base);
+      let doc: { keys?: unknown };
+      try {
+        doc = (await request('GET', uri.pathname)) as { keys?: unknown };
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.status === 404) || uri.host === base.host) throw err;
+        const res = await fetch(uri, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+        if (!res.ok) throw new KubeApiError(res.status, `GET ${uri.href}: HTTP ${res.status}`);
+        doc = (await res.json()) as { keys?: unknown };
+      }
       if (!Array.isArray(doc?.keys)) throw new Error('JWKS document has no "keys" list');
       return doc.keys as Jwk[];
     },
