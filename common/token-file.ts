@@ -12,6 +12,7 @@ import type { Logger } from './log.js';
 export interface TokenClaims {
   subject?: string;
   expiresAt?: string;
+  issuedAt?: string;
   audiences?: string[];
   pod?: string;
   node?: string;
@@ -28,6 +29,7 @@ export function peekTokenClaims(token: string): TokenClaims | null {
     const out: TokenClaims = {};
     if (typeof c.sub === 'string') out.subject = c.sub;
     if (typeof c.exp === 'number') out.expiresAt = new Date(c.exp * 1000).toISOString();
+    if (typeof c.iat === 'number') out.issuedAt = new Date(c.iat * 1000).toISOString();
     if (Array.isArray(c.aud)) out.audiences = c.aud.filter((a: unknown) => typeof a === 'string');
     else if (typeof c.aud === 'string') out.audiences = [c.aud];
     if (typeof k8s?.pod?.name === 'string') out.pod = k8s.pod.name;
@@ -44,6 +46,8 @@ export class TokenFile {
   private problem = '';
   /** Successful reads that found a different token than the previous one. */
   rotations = 0;
+  /** Claims of the token the last read() returned (the one the latest connect sent); null if none. */
+  lastClaims: TokenClaims | null = null;
 
   constructor(
     readonly path: string,
@@ -69,11 +73,13 @@ export class TokenFile {
         error: problem,
       });
       this.problem = problem;
+      this.lastClaims = null;
       return undefined;
     }
     const fp = createHash('sha256').update(text).digest('hex').slice(0, 12);
+    if (fp !== this.fingerprint || this.problem || !this.lastClaims) this.lastClaims = peekTokenClaims(text);
     if (fp !== this.fingerprint || this.problem) {
-      const claims = peekTokenClaims(text);
+      const claims = this.lastClaims;
       if (this.fingerprint && fp !== this.fingerprint) this.rotations++;
       this.log.info(`Read the ${this.what} file`, {
         file: this.path,
@@ -129,4 +135,67 @@ export function refreshCredentialsOnReconnect(
     for (const k of ['password', 'cert', 'key', 'ca'] as const)
       if (k in fresh) (client.options as Record<string, unknown>)[k] = fresh[k];
   });
+}
+
+/** How long before expiry a rotated token is taken: 10 % of the lifetime, between 2 s and 60 s. */
+export function renewLeadMs(claims: TokenClaims): number {
+  const exp = claims.expiresAt ? Date.parse(claims.expiresAt) : Number.NaN;
+  const iat = claims.issuedAt ? Date.parse(claims.issuedAt) : Number.NaN;
+  const lifetime = Number.isFinite(iat) ? exp - iat : 600_000;
+  return Math.min(60_000, Math.max(2_000, lifetime * 0.1));
+}
+
+/**
+ * Reconnects shortly before the token a connection was made with expires, once the file holds a
+ * newer one (the kubelet rewrites it at 80 % of the lifetime): a clean DISCONNECT, so the broker
+ * drops the Last Will and the peers never see the client go offline. Without a newer token it waits
+ * and the broker ends the connection at expiry (the reconnect then re-reads the file).
+ */
+export function renewBeforeExpiry(
+  client: MqttClient,
+  tf: TokenFile,
+  log: Logger,
+  now: () => number = Date.now,
+): void {
+  let timer: NodeJS.Timeout | undefined;
+  const clear = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
+  const arm = () => {
+    clear();
+    const claims = tf.lastClaims;
+    const exp = claims?.expiresAt ? Date.parse(claims.expiresAt) : Number.NaN;
+    if (!claims || !Number.isFinite(exp)) return; // not a JWT: nothing to renew
+    const check = () => {
+      timer = undefined;
+      if (!client.connected) return;
+      let onDisk: TokenClaims | null = null;
+      try {
+        onDisk = peekTokenClaims(fs.readFileSync(tf.path, 'utf8').trim());
+      } catch {
+        // missing now: keep the connection until the broker ends it
+      }
+      const next = onDisk?.expiresAt ? Date.parse(onDisk.expiresAt) : Number.NaN;
+      if (Number.isFinite(next) && next > exp) {
+        log.info('Reconnecting with the rotated MQTT token before the current one expires', {
+          file: tf.path,
+          expiresAt: claims.expiresAt,
+          nextExpiresAt: onDisk!.expiresAt,
+        });
+        client.reconnect();
+        return;
+      }
+      if (now() < exp) {
+        timer = setTimeout(check, 1000);
+        timer.unref();
+      }
+    };
+    timer = setTimeout(check, Math.max(0, exp - renewLeadMs(claims) - now()));
+    timer.unref();
+  };
+  client.on('connect', arm);
+  client.on('close', clear);
+  client.on('end', clear);
+  if (client.connected) arm();
 }

@@ -3,7 +3,7 @@
 // reports, so the demo can prove what was decided and applied.
 import mqtt, { type MqttClient } from 'mqtt';
 import { silentLogger } from '../common/log.js';
-import { refreshCredentialsOnReconnect, TokenFile } from '../common/token-file.js';
+import { refreshCredentialsOnReconnect, renewBeforeExpiry, TokenFile } from '../common/token-file.js';
 import { decode } from '../protocol/codec.js';
 import { identities, topics } from '../protocol/topics.js';
 import type { AckMessage, DecisionDocument, StatusReport } from '../protocol/types.js';
@@ -28,6 +28,7 @@ export async function observeNode(url: string, tokenFile: string, node: string):
     connectTimeout: 10000,
   });
   refreshCredentialsOnReconnect(client, () => ({ password: token.read() }));
+  renewBeforeExpiry(client, token, silentLogger('demo-observer'));
   const obs: Observer = {
     decisions: null,
     acks: [],

@@ -5,7 +5,12 @@
 // a refusal is retried with backoff (the file may not have rotated yet); a refused password is final.
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../common/log.js';
-import { readTlsFiles, refreshCredentialsOnReconnect, TokenFile } from '../common/token-file.js';
+import {
+  readTlsFiles,
+  refreshCredentialsOnReconnect,
+  renewBeforeExpiry,
+  TokenFile,
+} from '../common/token-file.js';
 import {
   type AckMessage,
   type Capabilities,
@@ -77,6 +82,7 @@ export class DecisionBus {
     const client = mqtt.connect(this.o.url, opts);
     this.client = client;
     refreshCredentialsOnReconnect(client, credentials);
+    if (token) renewBeforeExpiry(client, token, log);
     client.on('disconnect', (packet) =>
       // e.g. 0xA0 "maximum connect time" when the token expires: the reconnect re-reads the file.
       log.info('MQTT broker sent DISCONNECT', {

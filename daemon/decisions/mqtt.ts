@@ -6,7 +6,12 @@
 // every reconnect; a refused CONNECT is retried too (the next attempt re-reads the token).
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../../common/log.js';
-import { readTlsFiles, refreshCredentialsOnReconnect, TokenFile } from '../../common/token-file.js';
+import {
+  readTlsFiles,
+  refreshCredentialsOnReconnect,
+  renewBeforeExpiry,
+  TokenFile,
+} from '../../common/token-file.js';
 import {
   type AckMessage,
   type Capabilities,
@@ -96,6 +101,7 @@ export class MqttLink {
     const client = mqtt.connect(this.o.url, opts);
     this.client = client;
     refreshCredentialsOnReconnect(client, credentials);
+    if (token) renewBeforeExpiry(client, token, log);
     client.on('connect', () => {
       this.connected = true;
       this.backoff = min;

@@ -12,6 +12,8 @@ import {
   peekTokenClaims,
   readTlsFiles,
   refreshCredentialsOnReconnect,
+  renewBeforeExpiry,
+  renewLeadMs,
   TokenFile,
 } from '../../common/token-file.js';
 import { startTokenBroker } from '../support/token-broker.js';
@@ -81,6 +83,17 @@ describe('TokenFile', () => {
     assert.ok(lines.some((l) => l.message === 'Read the MQTT token file' && l.file === file));
   });
 
+  it('renewLeadMs: 10 % of the lifetime, between 2 s and 60 s', () => {
+    const at = (iat: number, exp: number) => ({
+      issuedAt: new Date(iat * 1000).toISOString(),
+      expiresAt: new Date(exp * 1000).toISOString(),
+    });
+    assert.equal(renewLeadMs(at(0, 600)), 60_000);
+    assert.equal(renewLeadMs(at(0, 3600)), 60_000);
+    assert.equal(renewLeadMs(at(0, 300)), 30_000);
+    assert.equal(renewLeadMs(at(0, 6)), 2_000);
+  });
+
   it('peekTokenClaims decodes a JWT payload and refuses anything else', () => {
     assert.deepEqual(peekTokenClaims(jwt({ sub: 's', aud: 'a' })), { subject: 's', audiences: ['a'] });
     assert.equal(peekTokenClaims('plain-password'), null);
@@ -136,6 +149,49 @@ describe('mqtt.js with refreshCredentialsOnReconnect', { timeout: 60_000 }, () =
       assert.equal(client.connected, false);
       fs.writeFileSync(file, 't3');
       await until('reconnect with t3', () => client.connected && broker.accepted().at(-1) === 't3');
+    } finally {
+      await client.endAsync(true);
+      await broker.close();
+    }
+  });
+});
+
+describe('mqtt.js with renewBeforeExpiry', { timeout: 60_000 }, () => {
+  it('reconnects with the rotated token before the current one expires; without one it waits', async () => {
+    const broker = await startTokenBroker();
+    const file = path.join(tmp, 'renew-token');
+    const now = Math.floor(Date.now() / 1000);
+    const t1 = jwt({ sub: 's', iat: now, exp: now + 8 }); // renewed 2 s before expiry
+    const t2 = jwt({ sub: 's', iat: now, exp: now + 600 });
+    broker.valid = new Set([t1, t2]);
+    fs.writeFileSync(file, t1);
+    const { log, lines } = memoryLogger();
+    const tf = new TokenFile(file, log);
+    const client = mqtt.connect(broker.url, {
+      username: 'operator',
+      password: tf.read(),
+      reconnectPeriod: 100,
+      protocolVersion: 5,
+    });
+    client.on('error', () => {});
+    refreshCredentialsOnReconnect(client, () => ({ password: tf.read() }));
+    renewBeforeExpiry(client, tf, log);
+    let closes = 0;
+    client.on('close', () => closes++);
+    try {
+      await until('first connect', () => client.connected);
+      // 3 s in, nothing rotated yet: still the first connection.
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.equal(closes, 0);
+      fs.writeFileSync(file, t2); // the kubelet's rewrite
+      await until('renewed with t2', () => broker.accepted().at(-1) === t2 && client.connected, 15_000);
+      assert.ok(Date.now() / 1000 < now + 8, 'before the first token expired');
+      assert.deepEqual(broker.accepted(), [t1, t2]);
+      assert.ok(
+        broker.attempts.every((a) => a.ok),
+        'no refused attempt',
+      );
+      assert.ok(lines.some((l) => /Reconnecting with the rotated MQTT token/.test(l.message)));
     } finally {
       await client.endAsync(true);
       await broker.close();
