@@ -86,23 +86,22 @@ export function koordQos(p: PodLike): string | undefined {
 }
 
 export function containersOf(p: PodLike): ContainerDecision[] {
-  const statuses = new Map<string, ContainerStatusLike>();
-  for (const s of [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])])
-    statuses.set(s.name, s);
-  const out: ContainerDecision[] = [];
-  const add = (c: ContainerLike, kind: ContainerDecision['kind']) => {
-    const st = statuses.get(c.name);
-    out.push({
+  const statuses = [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])];
+  const decide = (c: ContainerLike, kind: ContainerDecision['kind']): ContainerDecision => {
+    const st = statuses.find((s) => s.name === c.name); // a handful of containers: no Map
+    return {
       name: c.name,
       containerID: st?.containerID ?? '',
       cpuLimitMilli: cpuMilli(c.resources?.limits?.cpu),
       kind,
       running: Boolean(st?.state?.running),
-    });
+    };
   };
-  for (const c of p.spec?.initContainers ?? []) add(c, c.restartPolicy === 'Always' ? 'sidecar' : 'init');
-  for (const c of p.spec?.containers ?? []) add(c, 'app');
-  return out;
+  // map/concat allocate exactly-sized arrays (a push-grown one keeps ~17 slots per pod).
+  const apps = (p.spec?.containers ?? []).map((c) => decide(c, 'app'));
+  const inits = p.spec?.initContainers;
+  if (!inits?.length) return apps;
+  return inits.map((c) => decide(c, c.restartPolicy === 'Always' ? 'sidecar' : 'init')).concat(apps);
 }
 
 export function cpuRequestMilli(p: PodLike): number {
@@ -234,7 +233,9 @@ export function slimPod(p: PodLike & { metadata?: { resourceVersion?: string } }
     annotations[k] = v;
   }
   const labels = md.labels ? share(`l${JSON.stringify(md.labels)}`, () => md.labels!) : EMPTY;
-  const out: PodLike & { metadata: { resourceVersion?: string } } = {
+  // Every field in one literal (absent ones undefined): objects keep one compact shape, no
+  // properties added later (that costs an out-of-object backing store per pod).
+  return {
     metadata: {
       name: md.name,
       namespace: md.namespace,
@@ -242,20 +243,20 @@ export function slimPod(p: PodLike & { metadata?: { resourceVersion?: string } }
       resourceVersion: md.resourceVersion,
       labels,
       annotations,
+      deletionTimestamp: md.deletionTimestamp ? String(md.deletionTimestamp) : undefined,
     },
     spec: {
       nodeName: p.spec?.nodeName,
       containers: slimContainers(p.spec?.containers) ?? [],
+      initContainers: slimContainers(p.spec?.initContainers),
     },
-    status: { phase: p.status?.phase, qosClass: p.status?.qosClass },
+    status: {
+      phase: p.status?.phase,
+      qosClass: p.status?.qosClass,
+      containerStatuses: slimStatuses(p.status?.containerStatuses),
+      initContainerStatuses: slimStatuses(p.status?.initContainerStatuses),
+    },
   };
-  if (md.deletionTimestamp) out.metadata.deletionTimestamp = String(md.deletionTimestamp);
-  if (p.spec?.initContainers) out.spec!.initContainers = slimContainers(p.spec.initContainers);
-  const cs = slimStatuses(p.status?.containerStatuses);
-  if (cs) out.status!.containerStatuses = cs;
-  const ics = slimStatuses(p.status?.initContainerStatuses);
-  if (ics) out.status!.initContainerStatuses = ics;
-  return out;
 }
 
 /** Nodes and namespaces: the planner reads only their name and labels. */

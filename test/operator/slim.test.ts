@@ -127,3 +127,20 @@ describe('slim projections', () => {
     assert.ok(full.strategies.get('web')!.exclusions.length > 0);
   });
 });
+
+describe('hash52 (per-pod decision keys)', () => {
+  it('is stable, stays below 2^53 and tells near-identical decisions apart', async () => {
+    const { hash52 } = await import('../../operator/controller.js');
+    const a = JSON.stringify({ uid: 'u', config: { cpuBurstPercent: 40 } });
+    const b = JSON.stringify({ uid: 'u', config: { cpuBurstPercent: 41 } });
+    assert.equal(hash52(a), hash52(a));
+    assert.notEqual(hash52(a), hash52(b));
+    const seen = new Set<number>();
+    for (let i = 0; i < 20_000; i++) {
+      const h = hash52(`{"uid":"pod-${i}","pct":${i % 100}}`);
+      assert.ok(Number.isSafeInteger(h) && h >= 0);
+      seen.add(h);
+    }
+    assert.equal(seen.size, 20_000);
+  });
+});
