@@ -155,8 +155,9 @@ export function renewBeforeExpiry(
   client: MqttClient,
   tf: TokenFile,
   log: Logger,
-  now: () => number = Date.now,
+  opts: { now?: () => number; onRenew?: () => void } = {},
 ): void {
+  const now = opts.now ?? Date.now;
   let timer: NodeJS.Timeout | undefined;
   const clear = () => {
     if (timer) clearTimeout(timer);
@@ -183,6 +184,7 @@ export function renewBeforeExpiry(
           expiresAt: claims.expiresAt,
           nextExpiresAt: onDisk!.expiresAt,
         });
+        opts.onRenew?.();
         client.reconnect();
         return;
       }

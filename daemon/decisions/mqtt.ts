@@ -101,7 +101,8 @@ export class MqttLink {
     const client = mqtt.connect(this.o.url, opts);
     this.client = client;
     refreshCredentialsOnReconnect(client, credentials);
-    if (token) renewBeforeExpiry(client, token, log);
+    let renewing = false;
+    if (token) renewBeforeExpiry(client, token, log, { onRenew: () => (renewing = true) });
     client.on('connect', () => {
       this.connected = true;
       this.backoff = min;
@@ -119,6 +120,12 @@ export class MqttLink {
       this.publishStatus(this.o.status());
     });
     client.on('close', () => {
+      if (renewing) {
+        // Our own clean reconnect with a rotated token: no backoff, not a loss of the broker.
+        renewing = false;
+        this.connected = false;
+        return;
+      }
       if (this.connected)
         log.warn('Disconnected from MQTT broker, enforcing the last decisions', { url: this.o.url });
       this.connected = false;
