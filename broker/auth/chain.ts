@@ -75,11 +75,15 @@ type Verdict = {
 
 export async function authenticate(src: AuthSources, req: AuthRequest): Promise<AuthOutcome> {
   const { username, password } = req;
+  // With k8s-token in the chain, a token-shaped password is the token authenticator's to judge:
+  // token clients send their expected identity (`operator`, `agent:<node>`) as an informational
+  // username, which the users file or the agent key would otherwise refuse as a wrong password.
+  const forToken = src.k8sToken !== undefined && isTokenShaped(password);
   for (const name of src.chain) {
     let verdict: Verdict = { result: 'ignore' };
-    if (name === 'password' && src.users && username !== undefined) {
+    if (name === 'password' && src.users && username !== undefined && !forToken) {
       verdict = { result: checkUser(src.users, username, password) };
-    } else if (name === 'agent-key' && src.agentKey && username?.startsWith('agent:')) {
+    } else if (name === 'agent-key' && src.agentKey && username?.startsWith('agent:') && !forToken) {
       verdict = {
         result: password && verifyAgentPassword(src.agentKey, username, password) ? 'allow' : 'deny',
       };
@@ -136,4 +140,9 @@ export async function authenticate(src: AuthSources, req: AuthRequest): Promise<
   }
   if (src.allowAnonymous) return { ok: true, identity: null, by: 'anonymous' };
   return { ok: false, reason: 'anonymous clients are not allowed', badCredentials: username !== undefined };
+}
+
+/** Three dot-separated base64url parts: a JWS (as k8s-token and jwt read it). */
+export function isTokenShaped(password: Buffer | undefined): boolean {
+  return !!password && /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(password.toString('utf8'));
 }

@@ -6,8 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { before, describe, it, after as rootAfter } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { generateSigningKey } from '../../devcluster/tokens.js';
+import { deriveAgentPassword } from '../../protocol/credentials.js';
 import { identities, topics } from '../../protocol/topics.js';
-import { cleanupList, collect, waitFor } from './helpers.js';
+import { cleanupList, collect, tempDir, waitFor, writeFile } from './helpers.js';
 import {
   AGENT_SA,
   AUDIENCE,
@@ -285,5 +286,42 @@ describe('k8s-token over MQTT: TokenReview and auto fallback', () => {
     const strict = await tokenBroker(after, bed, { saVerify: 'jwks', kubeconfig });
     assert.equal(await refusedWith(strict.port, token, { protocolVersion: 5 }), 0x86);
     assert.equal(await strict.refusals('review_failed'), 1);
+  });
+});
+
+describe('k8s-token in a mixed chain', () => {
+  it('password and agent-key before k8s-token leave token-shaped passwords to it; legacy logins still work', async () => {
+    const dir = tempDir(after);
+    const mixed = await tokenBroker(after, bed, {
+      authChain: ['password', 'agent-key', 'k8s-token'],
+      usersFile: writeFile(dir, 'users.yaml', 'users:\n  - {username: operator, password: op-pw}\n'),
+      agentKeyFile: writeFile(dir, 'agent.key', 'legacy-key\n'),
+    });
+    // A fresh token: an earlier test rotated the issuer key out from under tokenA.
+    const agentToken = await bed.requestToken(AGENT_SA, 'agent-a');
+    const agent = await connectOk(after, mixed.port, {
+      username: 'agent:node-a',
+      password: agentToken,
+      clientId: 'mix-a',
+    });
+    const op = await connectOk(after, mixed.port, {
+      username: 'operator',
+      password: await bed.requestToken(OPERATOR_SA, 'operator'),
+      clientId: 'mix-op',
+    });
+    const byId = (id: string) => [...mixed.b.clients.entries()].find(([c]) => c.id === id)?.[1];
+    assert.deepEqual([byId('mix-a')?.identity, byId('mix-a')?.by], ['agent:node-a', 'k8s-token']);
+    assert.deepEqual([byId('mix-op')?.identity, byId('mix-op')?.by], ['operator', 'k8s-token']);
+    const legacy = await connectOk(after, mixed.port, {
+      username: 'agent:node-b',
+      password: deriveAgentPassword(Buffer.from('legacy-key'), 'node-b'),
+      clientId: 'mix-legacy',
+    });
+    assert.equal(byId('mix-legacy')?.by, 'agent-key');
+    assert.equal(
+      await refusedWith(mixed.port, 'not-a-token', { username: 'operator', protocolVersion: 5 }),
+      0x86,
+    );
+    await Promise.all([agent.endAsync(), op.endAsync(), legacy.endAsync()]);
   });
 });
