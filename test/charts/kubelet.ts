@@ -242,16 +242,21 @@ export async function httpGet(port: number, p: string): Promise<{ status: number
   }
 }
 
-/** The broker's log lines with this message as `<identity> by <authenticator>`. */
-export function brokerLogins(broker: Proc, message = 'Client connected'): string[] {
-  return broker.log.split('\n').flatMap((l) => {
+/** The JSON log lines of a process with this message. */
+export function logEntries(p: Proc, message: string): Array<Record<string, any>> {
+  return p.log.split('\n').flatMap((l) => {
     try {
       const j = JSON.parse(l);
-      return j.message === message ? [`${j.identity} by ${j.by}`] : [];
+      return j.message === message ? [j] : [];
     } catch {
       return [];
     }
   });
+}
+
+/** The broker's log lines with this message as `<identity> by <authenticator>`. */
+export function brokerLogins(broker: Proc, message = 'Client connected'): string[] {
+  return logEntries(broker, message).map((j) => `${j.identity} by ${j.by}`);
 }
 
 /** Runs the container's httpGet probe of that kind; status 0 when nothing answers. */

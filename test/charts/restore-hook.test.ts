@@ -169,8 +169,8 @@ describe('agent restore hook (DaemonSet preStop) on uninstall', () => {
     agent.stderr!.on('data', (d) => {
       agentLog += d;
     });
-    agent.once('exit', (code) => {
-      agentLog += `\n[agent exited with ${code}]`;
+    agent.once('exit', (code, signal) => {
+      agentLog += `\n[agent exited with ${code ?? signal}]`;
     });
     await until(
       () => `the agent to raise burst (log: ${agentLog.slice(-3000)})`,
