@@ -88,6 +88,9 @@ export async function startHttpApi(opts: {
       connected: client.connected,
       connected_at: info ? new Date(info.connectedAt).toISOString() : null,
       authenticated_by: info?.by ?? null,
+      // what the broker authorizes the client as (from the token/certificate, not the username)
+      identity: info?.identity ?? null,
+      credential_expires_at: info?.expiresAt !== undefined ? new Date(info.expiresAt).toISOString() : null,
     };
   }
 

@@ -296,6 +296,8 @@ describe('k8s-token in a mixed chain', () => {
       authChain: ['password', 'agent-key', 'k8s-token'],
       usersFile: writeFile(dir, 'users.yaml', 'users:\n  - {username: operator, password: op-pw}\n'),
       agentKeyFile: writeFile(dir, 'agent.key', 'legacy-key\n'),
+      httpPort: 0,
+      apiKey: 'api-key',
     });
     // A fresh token: an earlier test rotated the issuer key out from under tokenA.
     const agentToken = await bed.requestToken(AGENT_SA, 'agent-a');
@@ -318,6 +320,12 @@ describe('k8s-token in a mixed chain', () => {
       clientId: 'mix-legacy',
     });
     assert.equal(byId('mix-legacy')?.by, 'agent-key');
+    const res = await fetch(`http://127.0.0.1:${mixed.b.ports.httpPort}/api/v5/clients/mix-a`, {
+      headers: { authorization: 'Bearer api-key' },
+    });
+    const api = (await res.json()) as { identity: string; username: string; credential_expires_at: string };
+    assert.deepEqual([api.identity, api.username], ['agent:node-a', 'agent:node-a']);
+    assert.ok(Date.parse(api.credential_expires_at) > Date.now());
     assert.equal(
       await refusedWith(mixed.port, 'not-a-token', { username: 'operator', protocolVersion: 5 }),
       0x86,
