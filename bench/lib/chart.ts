@@ -44,18 +44,29 @@ export function chartView(c: BenchChart, width = 620, height = 260): Record<stri
         title: c.xTitle ?? null,
         axis: { labelAngle: c.x.length > 4 ? -30 : 0, labelLimit: 320 },
       };
+  // Bars on a log axis need an explicit positive baseline (the default, zero, has no logarithm and
+  // the bars would not be drawn): the power of ten at or below the smallest value.
+  const data = chartData(c);
+  const min = Math.min(...data.map((d) => d.value));
+  const logBase = c.logY && c.kind === 'bar' && data.length > 0 ? 10 ** Math.floor(Math.log10(min)) : null;
   return {
     title: c.title,
     width,
     height,
-    data: { values: chartData(c).map((d) => ({ ...d, x: numericX ? d.x : String(d.x) })) },
+    data: { values: data.map((d) => ({ ...d, x: numericX ? d.x : String(d.x) })) },
     mark:
       c.kind === 'bar'
         ? { type: 'bar', tooltip: true }
         : { type: 'line', point: true, tooltip: true, interpolate: 'linear' },
     encoding:
       c.kind === 'bar'
-        ? { x, xOffset: { field: 'series', sort: c.series.map((s) => s.name) }, y, color }
+        ? {
+            x,
+            xOffset: { field: 'series', sort: c.series.map((s) => s.name) },
+            y,
+            ...(logBase != null ? { y2: { datum: logBase } } : {}),
+            color,
+          }
         : { x, y, color },
   };
 }

@@ -163,6 +163,11 @@ describe('chart specs (pure)', () => {
     assert.equal(l.mark.type, 'line');
     assert.equal(l.encoding.x!.type, 'quantitative');
     assert.deepEqual(l.encoding.y!.scale, { type: 'log' });
+    assert.equal(l.encoding.y2, undefined, 'lines need no baseline');
+    // Bars on a log axis get a positive baseline (zero has no logarithm): the power of ten below the minimum.
+    const logBars = chartView({ ...bar!, logY: true }) as { encoding: Record<string, unknown> };
+    assert.deepEqual(logBars.encoding.y2, { datum: 10000 });
+    assert.equal(b.encoding.y2, undefined, 'linear bars start at zero');
     const spec = partChartSpec(sample()) as unknown as { vconcat: unknown[]; title: { text: string } };
     assert.equal(spec.vconcat.length, 2);
     assert.equal(spec.title.text, 'P3 — broker');
