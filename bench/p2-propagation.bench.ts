@@ -171,6 +171,7 @@ if (only !== 'latency') {
         value: sc.leader.peakRssMiB,
         goal: '≤ 1024 MiB',
         met: sc.leader.peakRssMiB !== null && sc.leader.peakRssMiB <= 1024,
+        note: `V8 heap in use ${sc.leader.heapMiB[0] ?? '?'} MiB after start, ${sc.leader.heapMiB[1] ?? '?'} MiB after the strategy change`,
       }),
       row({
         case: `${scaleSpec.nodes} nodes × ${scaleSpec.podsPerNode} pods: standby → leader operator`,

@@ -13,7 +13,14 @@ import { fileURLToPath } from 'node:url';
 import type { AckRecord, SimSpec } from './p2-agent-sim.js';
 import type { SeedSpec } from './p2-devcluster-child.js';
 import { alive, jsonLine, ProcWatcher, spawnScript, tail, waitUntil } from './p2-procs.js';
-import { type Operator, ready, startBroker, startOperator, writeCredentials } from './p2-stack.js';
+import {
+  heapUsedMiB,
+  type Operator,
+  ready,
+  startBroker,
+  startOperator,
+  writeCredentials,
+} from './p2-stack.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -44,7 +51,13 @@ export interface PhaseResult {
 
 export interface ScaleResult {
   phases: PhaseResult[];
-  leader: { peakRssMiB: number | null; cpuSeconds: number | null; cpuSecondsStart: number | null };
+  leader: {
+    peakRssMiB: number | null;
+    cpuSeconds: number | null;
+    cpuSecondsStart: number | null;
+    /** V8 heap in use after start convergence and after the strategy change. */
+    heapMiB: (number | null)[];
+  };
   standby: { peakRssMiB: number | null; cpuSeconds: number | null };
   devclusterSeedSeconds: number;
   pods: number;
@@ -208,6 +221,7 @@ export async function runScale(spec: ScaleSpec, log: (m: string) => void): Promi
     );
     aReady.stop();
     phases.push(start.r);
+    const heap = [await heapUsedMiB(a)];
     aWatch.sample();
     const cpuStart = aWatch.last?.cpuSeconds ?? null;
 
@@ -227,10 +241,12 @@ export async function runScale(spec: ScaleSpec, log: (m: string) => void): Promi
     await sleep(1000);
     phases.push((await phase('global strategy change', 60, () => patchStrategy(60))).r);
     aWatch.sample();
+    heap.push(await heapUsedMiB(a));
     const leader = {
       peakRssMiB: aWatch.last?.peakRssMiB ?? null,
       cpuSeconds: aWatch.last?.cpuSeconds ?? null,
       cpuSecondsStart: cpuStart,
+      heapMiB: heap,
     };
 
     // 3. kill -9 the leader, change the strategy at once: only the standby, once it holds the Lease, converges it

@@ -67,6 +67,7 @@ export interface Operator {
   child: ChildProcess;
   identity: string;
   probePort: number;
+  metricsPort: number;
   log: () => string;
 }
 
@@ -104,12 +105,28 @@ export async function startOperator(o: OperatorOpts): Promise<Operator> {
   );
   const log = tail(child, 20_000);
   // "Started operator" (an info line) names the ephemeral probe port.
-  const probePort = await jsonLine(
+  const { probePort, metricsPort } = await jsonLine(
     child,
-    (l) => (l.message === 'Started operator' ? (l.probePort as number) : undefined),
+    (l) =>
+      l.message === 'Started operator'
+        ? { probePort: l.probePort as number, metricsPort: l.metricsPort as number }
+        : undefined,
     'operator start',
   );
-  return { child, identity: o.identity, probePort, log };
+  return { child, identity: o.identity, probePort, metricsPort, log };
+}
+
+/** The operator's V8 heap in use (MiB) from its /metrics (prom-client default metrics); null if unreachable. */
+export async function heapUsedMiB(op: Operator): Promise<number | null> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${op.metricsPort}/metrics`, {
+      signal: AbortSignal.timeout(10_000),
+    });
+    const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(await r.text());
+    return m ? Math.round(Number(m[1]) / 2 ** 20) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** True once the operator's /readyz answers 200 (caches synced, broker connected). */
