@@ -204,8 +204,12 @@ interface AgentPaths {
   stateDir: string;
 }
 
+/** Extra node flags for the agent processes only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p4-prof`. */
+const AGENT_NODE_FLAGS = (process.env.P4_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+
 function startAgent(cli: string[], a: AgentPaths): Promise<Subject> {
   const args = [
+    ...AGENT_NODE_FLAGS,
     ...cli,
     'agent',
     '--node-name',
@@ -643,6 +647,7 @@ async function main(): Promise<void> {
     machine: machineInfo(),
     setup: {
       agent: cli.build === 'dist' ? 'node dist/cli.js agent' : 'node --import tsx cli.ts agent (no dist/)',
+      agentNodeFlags: AGENT_NODE_FLAGS.join(' ') || null,
       decisionSource: 'file (--decisions-file, polled every round)',
       intervalMs: INTERVAL_MS,
       pods: SIZES.pods,
