@@ -5,6 +5,7 @@ import { verifyAgentPassword } from '../../protocol/credentials.js';
 import type { AclRule } from '../acl.js';
 import { isControlIdentity } from '../control-acl.js';
 import { askHttpHook } from './http-hook.js';
+import { parseJwt } from './jose.js';
 import { checkJwt, type JwtKeys } from './jwt.js';
 import type { K8sTokenAuthenticator } from './k8s-token.js';
 import { connackCode, type RefusalReason } from './refusals.js';
@@ -142,7 +143,7 @@ export async function authenticate(src: AuthSources, req: AuthRequest): Promise<
   return { ok: false, reason: 'anonymous clients are not allowed', badCredentials: username !== undefined };
 }
 
-/** Three dot-separated base64url parts: a JWS (as k8s-token and jwt read it). */
+/** A JWS with JSON header and claims (what k8s-token judges); dotted plain passwords are not. */
 export function isTokenShaped(password: Buffer | undefined): boolean {
-  return !!password && /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(password.toString('utf8'));
+  return !!password && parseJwt(password.toString('utf8')) !== null;
 }

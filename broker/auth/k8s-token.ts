@@ -103,11 +103,11 @@ export class K8sTokenAuthenticator {
   async check(password: Buffer | undefined): Promise<TokenVerdict> {
     if (!password?.length) return { result: 'ignore' };
     const token = password.toString('utf8');
-    // Anything that is not JWT-shaped is some other authenticator's password.
-    if (!/^[^.\s]+\.[^.\s]+\.[^.\s]*$/.test(token)) return { result: 'ignore' };
+    // Anything that is not a JWS (base64url JSON header and claims) is some other authenticator's
+    // password, even with dots in it; a JWS without the claims of a token is `malformed`.
+    const jwt = parseJwt(token);
+    if (!jwt) return { result: 'ignore' };
     try {
-      const jwt = parseJwt(token);
-      if (!jwt) throw new Refusal('malformed', 'token is not a valid JWS (base64url JSON header and claims)');
       const verified = await this.verify(token, jwt);
       if (verified === 'ignore') return { result: 'ignore' };
       return { result: 'allow', ...verified };

@@ -170,7 +170,7 @@ describe('k8s-token and tls-cert settings', () => {
     const granted = await c.subscribeAsync(topics.decisions('node-a'), { qos: 1 });
     assert.equal(granted[0]!.qos, 1);
     await c.endAsync();
-    assert.equal(await refusedWith(port, 'x.y.z', { protocolVersion: 5 }), 0x86);
+    assert.equal(await refusedWith(port, 'e30.e30.c2ln', { protocolVersion: 5 }), 0x86);
     await waitFor('refusal log line', () => proc.out().includes('"reason":"malformed"'));
     assert.match(proc.out(), /"message":"Loaded ServiceAccount issuer keys"/);
   });

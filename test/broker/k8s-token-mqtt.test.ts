@@ -143,7 +143,7 @@ describe('k8s-token over MQTT: the token, not the client, decides the identity',
       [issue({ key: foreign }), 'bad_signature', 0x86, 4],
       [issue({ key: generateSigningKey('ES256') }), 'unknown_key', 0x86, 4],
       [issue({ issuer: 'https://issuer.example' }), 'unknown_issuer', 0x86, 4],
-      ['e30.bm9wZQ.c2ln', 'malformed', 0x86, 4],
+      ['eyJhbGciOiJSUzI1NiJ9.e30.c2ln', 'malformed', 0x86, 4], // a JWS without iss/sub/exp
       [
         await bed.requestToken('sensor', undefined, { namespace: 'iot' }),
         'serviceaccount_not_allowed',
@@ -294,7 +294,11 @@ describe('k8s-token in a mixed chain', () => {
     const dir = tempDir(after);
     const mixed = await tokenBroker(after, bed, {
       authChain: ['password', 'agent-key', 'k8s-token'],
-      usersFile: writeFile(dir, 'users.yaml', 'users:\n  - {username: operator, password: op-pw}\n'),
+      usersFile: writeFile(
+        dir,
+        'users.yaml',
+        'users:\n  - {username: operator, password: op-pw}\n  - {username: device-7, password: my.pass.word}\n',
+      ),
       agentKeyFile: writeFile(dir, 'agent.key', 'legacy-key\n'),
       httpPort: 0,
       apiKey: 'api-key',
@@ -320,6 +324,14 @@ describe('k8s-token in a mixed chain', () => {
       clientId: 'mix-legacy',
     });
     assert.equal(byId('mix-legacy')?.by, 'agent-key');
+    // A dotted plain password is no token: it stays with the users file.
+    const device = await connectOk(after, mixed.port, {
+      username: 'device-7',
+      password: 'my.pass.word',
+      clientId: 'mix-dev',
+    });
+    assert.equal(byId('mix-dev')?.by, 'password');
+    await device.endAsync();
     const res = await fetch(`http://127.0.0.1:${mixed.b.ports.httpPort}/api/v5/clients/mix-a`, {
       headers: { authorization: 'Bearer api-key' },
     });
