@@ -187,7 +187,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const brokerPortsFile = path.join(work, 'broker.ports.json');
     const saAgent = `${DEMO_NAMESPACE}/${AGENT_SERVICE_ACCOUNT}`;
     const saOperator = `${DEMO_NAMESPACE}/${OPERATOR_SERVICE_ACCOUNT}`;
-    say(`▶ starting broker (auth: password for IoT users, k8s-token for ${saAgent} and ${saOperator})`);
+    say(`▶ starting broker (auth: k8s-token for ${saAgent} and ${saOperator}, password for IoT users)`);
     const broker = startComponent(
       'broker',
       [
@@ -205,7 +205,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         '--users-file',
         creds.usersFile,
         '--auth-chain',
-        'password,k8s-token',
+        'k8s-token,password',
         '--kubeconfig',
         kubeconfigFile,
         '--sa-agent',
