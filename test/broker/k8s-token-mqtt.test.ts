@@ -345,3 +345,38 @@ describe('k8s-token in a mixed chain', () => {
     await Promise.all([agent.endAsync(), op.endAsync(), legacy.endAsync()]);
   });
 });
+
+describe('k8s-token: other ServiceAccounts with --sa-allow-other', () => {
+  it('become sa:<ns>:<name> and never touch cpuburst/, whatever username they send', async () => {
+    const open = await tokenBroker(after, bed, { saAllowOther: true });
+    const op = await connectOk(after, open.port, {
+      username: 'operator',
+      password: await bed.requestToken(OPERATOR_SA, 'operator'),
+      clientId: 'other-op',
+    });
+    const opSeen = collect(op);
+    await op.subscribeAsync(topics.allDecisionsFilter, { qos: 1 });
+    await op.publishAsync(topics.decisions('node-a'), DOC_A, { qos: 1, retain: true });
+    const sensorToken = await bed.requestToken('sensor', undefined, { namespace: 'iot' });
+    const iot = await connectOk(after, open.port, {
+      username: 'operator',
+      password: sensorToken,
+      clientId: 'sensor-1',
+    });
+    const info = [...open.b.clients.entries()].find(([c]) => c.id === 'sensor-1')?.[1];
+    assert.equal(info?.identity, 'sa:iot:sensor');
+    const got = collect(iot);
+    const refused = await iot
+      .subscribeAsync('cpuburst/#', { qos: 1 })
+      .catch((err: { packet?: { granted?: number[] } }) => [{ qos: err.packet?.granted?.[0] ?? 128 }]);
+    assert.ok(refused[0]!.qos >= 128, 'sa: identity subscribed to cpuburst/#');
+    await iot.subscribeAsync(['#', 'sensors/#'], { qos: 1 }); // no ACL file: allowed, but control traffic is withheld
+    await iot
+      .publishAsync(topics.decisions('node-a'), 'forged', { qos: 1, retain: true })
+      .catch(() => undefined);
+    await iot.publishAsync('sensors/t1', 'plain-iot', { qos: 1 });
+    await waitFor('own IoT message', () => got.find((m) => m.payload === 'plain-iot'));
+    assert.ok(!got.some((m) => m.topic.startsWith('cpuburst/')), JSON.stringify(got));
+    assert.ok(!opSeen.some((m) => m.payload === 'forged'));
+  });
+});
