@@ -148,6 +148,8 @@ interface Case {
 
 interface Measured {
   msgsPerSec: number;
+  /** deliveries per second of broker CPU (user+system) over the flood: holds on a shared machine */
+  perCpuSecond: number | null;
   p50Ms: number | null;
   p99Ms: number | null;
   detail: Record<string, unknown>;
@@ -251,11 +253,13 @@ async function measure(b: BrokerProcess, c: Case, persistent: boolean): Promise<
       drainMs: FLOOD_DRAIN_S * 1000,
       payloadBytes: PAYLOAD,
     });
-    const brokerCpu = (b.cpuSeconds() - cpu0) / ((Date.now() - t0) / 1000);
+    const cpuUsed = b.cpuSeconds() - cpu0;
+    const brokerCpu = cpuUsed / ((Date.now() - t0) / 1000);
     const p = (x: number) => round((percentile(lat.latencyUs, x) ?? Number.NaN) / 1000, 3);
     const expected = lat.sent * fanout;
     return {
       msgsPerSec: Math.round(tp.msgsPerSec),
+      perCpuSecond: cpuUsed > 0.05 ? Math.round(tp.received / cpuUsed) : null,
       p50Ms: p(50),
       p99Ms: p(99),
       detail: {
@@ -377,6 +381,13 @@ function addRows(c: Case, variant: string, ours: Measured | string, ref: Measure
           : '')
       : '';
   mk('msgs/s delivered', o?.msgsPerSec ?? null, r?.msgsPerSec ?? null, true, lossNote);
+  mk(
+    'deliveries per broker CPU-second',
+    o?.perCpuSecond ?? null,
+    r?.perCpuSecond ?? null,
+    true,
+    'flood deliveries / broker user+system CPU: the efficiency, less sensitive to a shared machine',
+  );
   mk('p50 latency ms', o?.p50Ms ?? null, r?.p50Ms ?? null, false, `at ${rateNote}`);
   mk('p99 latency ms', o?.p99Ms ?? null, r?.p99Ms ?? null, false, `at ${rateNote}`);
   const short = variant ? `${c.short} ${variant}` : c.short;

@@ -81,6 +81,11 @@ test('p3-broker --smoke compares cpuburst with mosquitto on every row', {
       assert.equal(typeof r.met, 'boolean');
     }
     assert.equal(tput.goal, '≥ 0.5× mosquitto');
+    const eff = get('deliveries per broker CPU-second')!;
+    assert.ok(
+      eff.value! > 0 && eff.reference! > 0,
+      `${c}: deliveries per CPU-second ${eff.value}/${eff.reference}`,
+    );
     // a loopback broker delivers more than 100 messages a second and never within a microsecond
     assert.ok(tput.value! > 100 && tput.reference! > 100);
     assert.ok(p50.value! <= p99.value! && p50.reference! <= p99.reference!);
