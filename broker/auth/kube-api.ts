@@ -43,6 +43,24 @@ export class KubeApiError extends Error {
 }
 
 const TIMEOUT_MS = 5000;
+/** Requests in flight at once: a reconnect storm queues here instead of opening thousands of sockets. */
+const MAX_IN_FLIGHT = 32;
+
+/** A counting semaphore for the API calls. */
+function limiter(max: number) {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active >= max) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
 
 export function kubeAuthApi(kc: KubeConfig): KubeAuthApi {
   const cluster = kc.getCurrentCluster();
@@ -50,8 +68,13 @@ export function kubeAuthApi(kc: KubeConfig): KubeAuthApi {
   const base = new URL(cluster.server);
   const prefix = base.pathname.replace(/\/$/, '');
   let agent: http.Agent | undefined;
+  const limit = limiter(MAX_IN_FLIGHT);
 
-  async function request(method: string, path: string, body?: unknown): Promise<unknown> {
+  function request(method: string, path: string, body?: unknown): Promise<unknown> {
+    return limit(() => send(method, path, body));
+  }
+
+  async function send(method: string, path: string, body?: unknown): Promise<unknown> {
     const opts: https.RequestOptions = { headers: {} };
     await kc.applyToHTTPSOptions(opts);
     // One keep-alive agent for all calls (client-node builds a new one per call).

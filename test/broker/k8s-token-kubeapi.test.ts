@@ -76,6 +76,30 @@ describe('kubeAuthApi', () => {
     );
   });
 
+  it('keeps at most 32 requests in flight (a reconnect storm queues)', async () => {
+    let active = 0;
+    let peak = 0;
+    const api = await serve((req, res) => {
+      active++;
+      peak = Math.max(peak, active);
+      setTimeout(() => {
+        active--;
+        json(res, 200, { metadata: { uid: req.url }, spec: { nodeName: 'n' } });
+      }, 20);
+    });
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: api }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const k = kubeAuthApi(allowPlainHttp(kc));
+    const pods = await Promise.all(Array.from({ length: 200 }, (_, i) => k.readPod('ns', `p${i}`)));
+    assert.equal(pods.filter((p) => p?.nodeName === 'n').length, 200);
+    assert.ok(peak <= 32 && peak > 1, `peak ${peak}`);
+  });
+
   it('an API error is an error naming the call, not a missing pod', async () => {
     const api = await serve((_req, res) =>
       json(res, 403, { kind: 'Status', message: 'pods "p" is forbidden' }),
