@@ -101,6 +101,9 @@ const startedAt = new Date();
 const cases = burstCases(mode);
 const setup: Record<string, unknown> = {
   build: build(),
+  serviceBuild: scriptArgv('demo/workload/main', []).some((a) => a.includes('/dist/'))
+    ? 'dist'
+    : 'tsx (dist/demo/workload missing or older than its sources)',
   agent: 'cpuburst agent, --decisions-file, --interval 1000, cgroupfs layout, real cgroup v1',
   service: `demo/workload: Poisson ${P.rate} req/s × ${P.workMs} ms CPU, single-threaded, latency = arrival → completion`,
   limit: `${P.limitMilli}m (quota ${P.limitMilli * 100} µs / 100 ms period)`,

@@ -23,10 +23,29 @@ export function cpuburstArgv(args: string[], b: Build = build()): string[] {
     : [process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'cli.ts'), ...args];
 }
 
+/**
+ * dist/<dir> is current when every .ts in the source dir is no newer than its compiled .js (a dev
+ * loop without `make build` must not run an old copy).
+ */
+export function distCurrent(relDir: string): boolean {
+  const src = path.join(REPO_ROOT, relDir);
+  try {
+    for (const f of fs.readdirSync(src)) {
+      if (!f.endsWith('.ts')) continue;
+      const js = path.join(REPO_ROOT, 'dist', relDir, f.replace(/\.ts$/, '.js'));
+      if (!fs.existsSync(js) || fs.statSync(js).mtimeMs < fs.statSync(path.join(src, f)).mtimeMs)
+        return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** argv of a script under the repo given without extension, e.g. `demo/workload/main`. */
 export function scriptArgv(rel: string, args: string[], b: Build = build()): string[] {
   const js = path.join(REPO_ROOT, 'dist', `${rel}.js`);
-  return b === 'dist' && fs.existsSync(js)
+  return b === 'dist' && fs.existsSync(js) && distCurrent(path.dirname(rel))
     ? [process.execPath, js, ...args]
     : [process.execPath, '--import', 'tsx', path.join(REPO_ROOT, `${rel}.ts`), ...args];
 }
