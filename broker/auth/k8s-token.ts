@@ -122,6 +122,9 @@ export class K8sTokenAuthenticator {
     if (typeof c.iss !== 'string' || typeof c.sub !== 'string' || typeof c.exp !== 'number') {
       throw new Refusal('malformed', 'token lacks iss, sub or exp');
     }
+    // Not a ServiceAccount token at all (an IoT JWT): a later `jwt` authenticator judges it, even
+    // when the issuer is not known locally (tokenreview mode without --sa-issuer).
+    if (this.opts.passForeignIssuers && c['kubernetes.io'] === undefined) return 'ignore';
     const keySet = this.jwks ? await this.jwks.get() : undefined;
     if (this.opts.verify === 'jwks' && !keySet) {
       throw new Refusal(

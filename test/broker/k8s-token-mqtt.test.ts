@@ -2,7 +2,7 @@
 // them through the cluster's discovery/JWKS or TokenReview, and real MQTT 3.1.1 and 5 clients see
 // the identity the token proves — whatever client id or username they send.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { before, describe, it, after as rootAfter } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { generateSigningKey } from '../../devcluster/tokens.js';
@@ -293,7 +293,8 @@ describe('k8s-token in a mixed chain', () => {
   it('password and agent-key before k8s-token leave token-shaped passwords to it; legacy logins still work', async () => {
     const dir = tempDir(after);
     const mixed = await tokenBroker(after, bed, {
-      authChain: ['password', 'agent-key', 'k8s-token'],
+      authChain: ['password', 'agent-key', 'k8s-token', 'jwt'],
+      jwtSecretFile: writeFile(dir, 'jwt.secret', 'iot-jwt-secret\n'),
       usersFile: writeFile(
         dir,
         'users.yaml',
@@ -331,6 +332,17 @@ describe('k8s-token in a mixed chain', () => {
       clientId: 'mix-dev',
     });
     assert.equal(byId('mix-dev')?.by, 'password');
+    // An IoT JWT (another issuer, no kubernetes.io claim) passes k8s-token on to the jwt authenticator.
+    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const input = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ sub: 'device-9', iss: 'iot', exp: 2e9 })}`;
+    const iotJwt = `${input}.${createHmac('sha256', 'iot-jwt-secret').update(input).digest('base64url')}`;
+    const jwtDevice = await connectOk(after, mixed.port, {
+      username: 'device-9',
+      password: iotJwt,
+      clientId: 'mix-jwt',
+    });
+    assert.deepEqual([byId('mix-jwt')?.by, byId('mix-jwt')?.identity], ['jwt', 'device-9']);
+    await jwtDevice.endAsync();
     await device.endAsync();
     const res = await fetch(`http://127.0.0.1:${mixed.b.ports.httpPort}/api/v5/clients/mix-a`, {
       headers: { authorization: 'Bearer api-key' },

@@ -73,6 +73,15 @@ describe('k8s-token: jwks verification', () => {
     assert.equal(((await open.check(other)) as { identity: string }).identity, 'sa:iot:sensor');
   });
 
+  it('leaves foreign JWTs to a later jwt authenticator when told so', async () => {
+    const { issuer, check } = await setup({ passForeignIssuers: true, verify: 'tokenreview' });
+    const iot = signJwt(newKey(), { iss: 'https://iot.example', sub: 'device-7', exp: 2e9 });
+    assert.deepEqual(await check(iot), { result: 'ignore' });
+    assert.equal(issuer.calls.tokenReview, 0);
+    const strict = await setup({ passForeignIssuers: false, verify: 'jwks' }, issuer);
+    assert.equal(denied(await strict.check(iot)), 'unknown_issuer');
+  });
+
   it('ignores passwords that are not JWTs (other authenticators decide)', async () => {
     const { check, auth } = await setup();
     assert.deepEqual(await check('hunter2'), { result: 'ignore' });
