@@ -14,17 +14,10 @@ import { DEFAULT_BURST_CONFIG, type DecisionDocument } from '../../protocol/inde
 import { cliArgv } from '../support/cli.js';
 import { FakeCgroupFs } from '../support/fake-cgroupfs.js';
 import { find, type K8sObject, name, render } from './helm.js';
+import { until } from './kubelet.js';
 
 const NODE = 'node-a';
 const POD_UID = '0f8c6a52-5c1e-4d5e-9a39-5e3c1b1f7a10';
-
-async function until(what: () => string, cond: () => boolean, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function exited(child: ChildProcess, timeoutMs: number): Promise<number | null> {
   return new Promise((resolve, reject) => {
@@ -180,6 +173,17 @@ describe('agent restore hook (DaemonSet preStop) on uninstall', () => {
       fake.values(c1).burstUs,
       200000,
       `burst = 100 % of the 2-core quota; agent log: ${agentLog}`,
+    );
+    // The burst is visible while the first round is still running, before the agent has its SIGTERM
+    // handler; /readyz answers only after that round (as a kubelet would wait for readiness).
+    await until(
+      () => `the agent ready (log: ${agentLog.slice(-2000)})`,
+      async () => {
+        const port = /"message":"Serving metrics and probes"[^\n]*"port":(\d+)/.exec(agentLog)?.[1];
+        if (!port) return agent.exitCode !== null;
+        const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
+        return r?.status === 200 || agent.exitCode !== null;
+      },
     );
 
     // 2. The kubelet runs preStop before SIGTERM; here we stop the agent first to prove the hook needs
