@@ -213,6 +213,11 @@ if (only !== 'latency') {
         notes.push(
           `scale: "${p.name}" ${p.convergedSeconds === null ? 'did not converge' : `took ${p.convergedSeconds} s`} (goal ≤ 10 s)`,
         );
+    setup.leadership = sc.leadership;
+    if (sc.leadership.length !== 2)
+      notes.push(
+        `unexpected leadership changes (want op-a at start, op-b at the kill): ${sc.leadership.join('; ')}`,
+      );
     notes.push(
       `fail-over includes the Lease expiry: lease ${scaleSpec.lease.durationSeconds} s / renew ${scaleSpec.lease.renewSeconds} s / retry ${scaleSpec.lease.retryMs} ms (client-go defaults 15/10/2 would add ~11 s)`,
     );

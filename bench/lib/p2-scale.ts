@@ -61,6 +61,7 @@ export interface ScaleResult {
   standby: { peakRssMiB: number | null; cpuSeconds: number | null };
   devclusterSeedSeconds: number;
   pods: number;
+  leadership: string[];
 }
 
 const STRATEGY = 'global';
@@ -194,6 +195,26 @@ export async function runScale(spec: ScaleSpec, log: (m: string) => void): Promi
       return { get: () => at, stop: () => clearInterval(timer) };
     };
 
+    // Every leadership change of either replica, with the phase it happened in: a leader that cannot
+    // renew in time (a stalled event loop) shows up here as a spurious fail-over.
+    const leadership: string[] = [];
+    let phaseName = 'operator start';
+    const watchLeadership = (op: Operator) => {
+      let buf = '';
+      op.child.stdout?.on('data', (d: Buffer) => {
+        buf += d.toString();
+        let i = buf.indexOf('\n');
+        while (i >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          i = buf.indexOf('\n');
+          if (line.includes('"Became leader"') || line.includes('"Lost leadership"'))
+            leadership.push(
+              `${op.identity} ${line.includes('Became') ? 'became leader' : 'lost leadership'} during "${phaseName}"`,
+            );
+        }
+      });
+    };
     const phases: PhaseResult[] = [];
     // 1. operator start (the first replica takes the free Lease at once)
     let a!: Operator;
@@ -214,6 +235,7 @@ export async function runScale(spec: ScaleSpec, log: (m: string) => void): Promi
           nodeFlags: spec.operatorNodeFlags,
         });
         kill.push(a.child);
+        watchLeadership(a);
         aWatch = new ProcWatcher(a.child.pid!);
         aReady = readyAt(a, t0);
       },
@@ -236,10 +258,13 @@ export async function runScale(spec: ScaleSpec, log: (m: string) => void): Promi
       nodeFlags: spec.operatorNodeFlags,
     });
     kill.push(b.child);
+    watchLeadership(b);
     const bWatch = new ProcWatcher(b.child.pid!);
     await waitUntil('standby synced', () => ready(b), spec.convergeTimeoutMs, 200);
     await sleep(1000);
+    phaseName = 'global strategy change';
     phases.push((await phase('global strategy change', 60, () => patchStrategy(60))).r);
+    phaseName = 'leader kill -9 (fail-over)';
     aWatch.sample();
     heap.push(await heapUsedMiB(a));
     const leader = {
@@ -253,7 +278,8 @@ export async function runScale(spec: ScaleSpec, log: (m: string) => void): Promi
     let tookOver: number | null = null;
     let t2 = 0;
     const onLine = (d: Buffer) => {
-      if (tookOver === null && d.toString().includes('"Became leader"')) tookOver = (Date.now() - t2) / 1000;
+      if (t2 && tookOver === null && d.toString().includes('"Became leader"'))
+        tookOver = (Date.now() - t2) / 1000;
     };
     b.child.stdout?.on('data', onLine);
     aWatch.stop();
@@ -277,6 +303,7 @@ export async function runScale(spec: ScaleSpec, log: (m: string) => void): Promi
       leader,
       standby: { peakRssMiB: bWatch.last?.peakRssMiB ?? null, cpuSeconds: bWatch.last?.cpuSeconds ?? null },
       devclusterSeedSeconds: dcReady.seedSeconds,
+      leadership,
       pods: dcReady.pods,
     };
   } finally {
