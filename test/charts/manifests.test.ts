@@ -782,6 +782,20 @@ describe('token values', () => {
     assert.equal(podSpec(find(objs, 'DaemonSet', name('agent'))).serviceAccountName, 'node-agent');
   });
 
+  it('a broker without in-chart agents or operator maps no ServiceAccount to them', async () => {
+    const noOperator = find(await render({ set: ['operator.enabled=false'] }), 'Deployment', name('broker'));
+    assert.equal(flag(noOperator, 'sa-operator'), undefined);
+    assert.equal(flag(noOperator, 'sa-agent'), `${NAMESPACE}/${name('agent')}`);
+    const alone = find(
+      await render({ set: ['operator.enabled=false', 'agent.enabled=false'] }),
+      'Deployment',
+      name('broker'),
+    );
+    assert.equal(flag(alone, 'auth-chain'), 'password', 'IoT users only');
+    for (const f of ['sa-agent', 'sa-operator', 'sa-audience', 'sa-verify'])
+      assert.equal(flag(alone, f), undefined, f);
+  });
+
   it('broker.rbac.create=false leaves the bindings to the admin', async () => {
     const objs = await render({ set: ['broker.rbac.create=false'] });
     const subjects = [...findAll(objs, 'ClusterRoleBinding'), ...findAll(objs, 'RoleBinding')].flatMap(

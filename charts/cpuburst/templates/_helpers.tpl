@@ -152,7 +152,9 @@ the kubelet. Call with (list $ mode) where mode is the file mode in decimal.
 {{- define "cpuburst.authChain" -}}
 {{- $chain := list }}
 {{- if .Values.agent.mtls.enabled }}{{ $chain = append $chain "tls-cert" }}{{ end }}
+{{- if or .Values.agent.enabled .Values.operator.enabled .Values.auth.serviceAccountToken.allowOtherServiceAccounts }}
 {{- $chain = append $chain "k8s-token" }}
+{{- end }}
 {{- $chain = append $chain "password" }}
 {{- if .Values.auth.agentKey.enabled }}{{ $chain = append $chain "agent-key" }}{{ end }}
 {{- join "," $chain }}
