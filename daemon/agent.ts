@@ -490,7 +490,9 @@ export class Agent {
         );
       }
       if (!res.failure && !plan.unsafe.length) {
-        for (const [dir, t] of plan.targets) planned.set(dir, t);
+        plan.targets.forEach((t, dir) => {
+          planned.set(dir, t);
+        });
         for (const dir of w.stale ?? []) store.forget(dir);
       }
       if (res.failure) {
@@ -525,14 +527,17 @@ export class Agent {
 
     // ---- pods that left: opt-out (not in the document) or deleted (cgroup gone) ----
     for (const uid of store.podUids()) if (!inDoc.has(uid)) this.restorePod(uid, 'opt-out');
-    for (const [dir] of store.entries())
+    for (const dir of store.dirs())
       if (!readOk.has(dir) && !fs.exists(dir)) {
         store.forget(dir);
         log.info('Forgot ownership of a removed cgroup', { dir });
       }
     store.save();
     // A sample not refreshed this round is stale (pod left, policy none): a later delta would span the gap.
-    if (sample) for (const k of this.samples.keys()) if (!sampled.has(k)) this.samples.delete(k);
+    if (sample)
+      this.samples.forEach((_, k) => {
+        if (!sampled.has(k)) this.samples.delete(k);
+      });
     if (this.ctrDirs.size > 4 * (sampled.size + 16)) this.ctrDirs.clear();
     if (this.podDirs.size > inDoc.size)
       for (const k of this.podDirs.keys())
@@ -832,8 +837,8 @@ export class Agent {
   /** Pods and containers that went away must not linger as series. */
   private dropStaleLabels(seen: Set<string>): void {
     const m = this.d.metrics;
-    for (const [key, { labels: lbl }] of this.labelKeys) {
-      if (seen.has(key)) continue;
+    this.labelKeys.forEach(({ labels: lbl }, key) => {
+      if (seen.has(key)) return;
       if (key.startsWith('pod|')) {
         m.podQuota.remove(lbl);
         m.podBurst.remove(lbl);
@@ -848,6 +853,6 @@ export class Agent {
         ])
           g.remove(lbl);
       this.labelKeys.delete(key);
-    }
+    });
   }
 }

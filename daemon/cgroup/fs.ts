@@ -14,6 +14,11 @@ export interface CgroupFs {
   /** True when `path` is the root of a cgroup v2 (unified) mount. */
   isCgroup2(path: string): boolean;
   /**
+   * Optional: the file's content as one integer, or null when it is not a plain integer (callers
+   * then read() it as text). Saves building a string for the four single-number files of a cgroup.
+   */
+  readInt?(path: string): number | null;
+  /**
    * Optional: called once at the end of every agent round; releases what is held for paths not read
    * since the previous call (nodeFs: cached file descriptors of cgroups that went away or left).
    */
@@ -80,16 +85,36 @@ export class CgroupFileReader {
     return fs.readFileSync(p, 'utf8');
   }
 
+  /**
+   * A file holding one integer (quota, period, burst, cpuacct.usage), parsed from the bytes without
+   * building a string; null when the content is not a plain integer (the caller reads it as text and
+   * reports it).
+   */
+  readInt(p: string): number | null {
+    const e = this.fds.get(p);
+    if (!e) return parseIntText(this.read(p));
+    let n: number;
+    try {
+      n = fs.readSync(e.fd, this.buf, 0, READ_BUF, 0);
+    } catch {
+      return parseIntText(this.read(p)); // re-opens (or throws ENOENT) like read()
+    }
+    if (n >= READ_BUF) return parseIntText(this.read(p));
+    e.used = true;
+    return parseIntBytes(this.buf, n);
+  }
+
   /** Closes descriptors (and forgets directories) not used since the previous sweep. */
   sweep(): void {
-    for (const [p, e] of this.fds) {
+    // forEach: no per-entry iterator objects (this runs over every descriptor once a round).
+    this.fds.forEach((e, p) => {
       if (e.used) e.used = false;
       else this.drop(p, e.fd);
-    }
-    for (const [d, k] of this.kernfs) {
+    });
+    this.kernfs.forEach((k, d) => {
       if (k.used) k.used = false;
       else this.kernfs.delete(d);
-    }
+    });
   }
 
   closeAll(): void {
@@ -125,6 +150,34 @@ export class CgroupFileReader {
   }
 }
 
+const isWs = (c: number) => c === 32 || c === 9 || c === 10 || c === 13 || c === 11 || c === 12;
+
+/** `^\s*-?\d+\s*$` as a number (≤ 15 digits, exact), else null. */
+export function parseIntBytes(buf: Uint8Array, n: number): number | null {
+  let i = 0;
+  while (i < n && isWs(buf[i]!)) i++;
+  let neg = false;
+  if (i < n && buf[i] === 45) {
+    neg = true;
+    i++;
+  }
+  let v = 0;
+  let digits = 0;
+  while (i < n && buf[i]! >= 48 && buf[i]! <= 57) {
+    v = v * 10 + (buf[i]! - 48);
+    digits++;
+    i++;
+  }
+  while (i < n && isWs(buf[i]!)) i++;
+  if (i !== n || digits === 0 || digits > 15) return null;
+  return neg ? -v : v;
+}
+
+function parseIntText(text: string): number | null {
+  const t = text.trim();
+  return /^-?\d{1,15}$/.test(t) ? Number(t) : null;
+}
+
 /** A quarter of the soft RLIMIT_NOFILE (the rest is for everything else), at most 8192. */
 function defaultMaxFds(): number {
   try {
@@ -146,6 +199,7 @@ const reader = new CgroupFileReader();
 
 export const nodeFs: CgroupFs = {
   read: (p) => reader.read(p),
+  readInt: (p) => reader.readInt(p),
   sweep: () => reader.sweep(),
   write: (p, v) => {
     // No O_CREAT semantics wanted: cgroupfs files exist or the cgroup is gone (ENOENT).

@@ -28,6 +28,12 @@ export function burstFile(version: CgroupVersion): string {
   return version === 1 ? FILES[1].burst : FILES[2].burst;
 }
 
+/** An integer file: through readInt when the fs has it, else (or when that says "not an integer") as text. */
+function intFile(fs: CgroupFs, file: string, what: string): number {
+  const v = fs.readInt?.(file);
+  return v === undefined || v === null ? int(fs.read(file), what) : v;
+}
+
 function int(text: string, what: string): number {
   const t = text.trim();
   if (!/^-?\d+$/.test(t)) throw new Error(`unexpected ${what} value ${JSON.stringify(t)}`);
@@ -54,7 +60,7 @@ export function readCpu(fs: CgroupFs, version: CgroupVersion, dir: string): CpuV
   let burstUs: number | null = null;
   const bf = `${dir}/${burstFile(version)}`;
   try {
-    burstUs = int(fs.read(bf), bf);
+    burstUs = intFile(fs, bf, bf);
   } catch (err) {
     // No burst file (kernel < 5.14) is normal; anything else (cgroup gone) surfaces below.
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -63,8 +69,8 @@ export function readCpu(fs: CgroupFs, version: CgroupVersion, dir: string): CpuV
     const { quotaUs, periodUs } = parseCpuMax(fs.read(`${dir}/${FILES[2].max}`));
     return { periodUs, quotaUs, burstUs };
   }
-  const quotaUs = int(fs.read(`${dir}/${FILES[1].quota}`), 'cpu.cfs_quota_us');
-  const periodUs = int(fs.read(`${dir}/${FILES[1].period}`), 'cpu.cfs_period_us');
+  const quotaUs = intFile(fs, `${dir}/${FILES[1].quota}`, 'cpu.cfs_quota_us');
+  const periodUs = intFile(fs, `${dir}/${FILES[1].period}`, 'cpu.cfs_period_us');
   return { periodUs, quotaUs: quotaUs < 0 ? -1 : quotaUs, burstUs };
 }
 
@@ -132,7 +138,7 @@ function readV1Usage(fs: CgroupFs, layout: CgroupLayout, dir: string): number | 
   for (const d of dirs) {
     const f = `${d}/cpuacct.usage`;
     try {
-      return Math.floor(int(fs.read(f), 'cpuacct.usage') / 1000);
+      return Math.floor(intFile(fs, f, 'cpuacct.usage') / 1000);
     } catch {
       /* not readable: usage unknown */
     }

@@ -91,6 +91,11 @@ export class StateStore {
     return this.cgroups.get(dir);
   }
 
+  /** The owned dirs (a copy: callers may forget entries while iterating). */
+  dirs(): string[] {
+    return [...this.cgroups.keys()];
+  }
+
   entries(): Array<[string, OwnedCgroup]> {
     return [...this.cgroups];
   }

@@ -6,8 +6,20 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CgroupFileReader } from '../../daemon/cgroup/fs.js';
+import { CgroupFileReader, parseIntBytes } from '../../daemon/cgroup/fs.js';
 import { CPU, realCgroupSkipReason, removeTree, testParentName } from './real-cgroup.js';
+
+describe('parseIntBytes (single-integer cgroup files without a string)', () => {
+  const p = (t: string) => parseIntBytes(Buffer.from(t), Buffer.byteLength(t));
+  it('accepts what the text parser accepts, and nothing else', () => {
+    assert.equal(p('100000\n'), 100000);
+    assert.equal(p('-1\n'), -1);
+    assert.equal(p('  42 \t\n'), 42);
+    assert.equal(p('0'), 0);
+    for (const bad of ['', '\n', '-', '12a', '1 2', 'max 100000', '1.5', '1234567890123456'])
+      assert.equal(p(bad), null, JSON.stringify(bad));
+  });
+});
 
 describe('CgroupFileReader on regular files', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-reader-'));
@@ -21,6 +33,9 @@ describe('CgroupFileReader on regular files', () => {
     fs.writeFileSync(`${f}.tmp`, '2000\n');
     fs.renameSync(`${f}.tmp`, f);
     assert.equal(r.read(f), '2000\n');
+    assert.equal(r.readInt(f), 2000);
+    fs.writeFileSync(f, 'max\n');
+    assert.equal(r.readInt(f), null, 'not an integer: the caller reads the text');
     assert.equal(r.open, 0);
     fs.rmSync(f);
     assert.throws(() => r.read(f), { code: 'ENOENT' });
@@ -41,8 +56,10 @@ describe('CgroupFileReader on the real cgroup v1 cpu controller', { skip: skip ?
     assert.equal(r.open, 1);
     fs.writeFileSync(f, '50000');
     assert.equal(r.read(f).trim(), '50000');
+    assert.equal(r.readInt(f), 50000);
     assert.equal(r.open, 1);
     fs.rmdirSync(cg);
+    assert.throws(() => r.readInt(f), { code: 'ENOENT' });
     assert.throws(() => r.read(f), { code: 'ENOENT' });
     assert.equal(r.open, 0);
     // Re-created under the same name: the old descriptor is dead (ENODEV); the new cgroup is read.
