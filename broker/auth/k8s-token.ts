@@ -52,8 +52,8 @@ export type TokenVerdict =
   | ({ result: 'allow' } & VerifiedToken)
   | { result: 'deny'; reason: RefusalReason; detail: string };
 
-/** Pods start a little before the API server's clock may say; tokens are not refused for that. */
-const NBF_LEEWAY_SEC = 5;
+/** Clock skew between API server and broker: kube-apiserver (go-jose) also accepts nbf 60 s early. */
+const NBF_LEEWAY_SEC = 60;
 const SA_SUBJECT = /^system:serviceaccount:([^:]+):([^:]+)$/;
 const X_POD_NAME = 'authentication.kubernetes.io/pod-name';
 const X_POD_UID = 'authentication.kubernetes.io/pod-uid';
