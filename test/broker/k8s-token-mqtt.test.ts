@@ -215,7 +215,7 @@ describe('k8s-token over MQTT: the token, not the client, decides the identity',
       serviceAccount: AGENT_SA,
       audiences: [AUDIENCE],
       boundPod: { name: 'agent-a', uid: pod.metadata.uid as string },
-      expirationSeconds: 3,
+      expirationSeconds: 6, // room for two connects on a loaded machine
     }).token;
     const v5 = await connectOk(after, tb.port, { protocolVersion: 5, password: token, clientId: 'exp-5' });
     const v4 = await connectOk(after, tb.port, { protocolVersion: 4, password: token, clientId: 'exp-4' });
