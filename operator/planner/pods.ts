@@ -199,12 +199,21 @@ function slimResources(r: ContainerLike['resources']): ContainerLike['resources'
 
 function slimContainers(cs: ContainerLike[] | undefined): ContainerLike[] | undefined {
   if (!cs) return undefined;
-  const list = cs.map((c) => {
-    const out: ContainerLike = { name: c.name, resources: slimResources(c.resources) };
-    if (c.restartPolicy) out.restartPolicy = c.restartPolicy;
-    return out;
-  });
-  return share(`c${JSON.stringify(list)}`, () => list);
+  // The sharing key straight from the fields the slim list keeps: on a hit (nearly every pod)
+  // nothing is allocated but the key.
+  let key = 'c';
+  for (const c of cs) {
+    const l = c.resources?.limits;
+    const r = c.resources?.requests;
+    key += `${c.name}\u0000${c.restartPolicy ?? ''}\u0000${l?.cpu ?? '-'}\u0000${l?.memory ?? '-'}\u0000${l ? 1 : 0}${r?.cpu ?? '-'}\u0000${r?.memory ?? '-'}\u0000${r ? 1 : 0}\u0001`;
+  }
+  return share(key, () =>
+    cs.map((c) => {
+      const out: ContainerLike = { name: c.name, resources: slimResources(c.resources) };
+      if (c.restartPolicy) out.restartPolicy = c.restartPolicy;
+      return out;
+    }),
+  );
 }
 
 function slimStatuses(ss: ContainerStatusLike[] | undefined): ContainerStatusLike[] | undefined {
