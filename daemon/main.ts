@@ -363,13 +363,13 @@ async function run(
 
   return new Promise<number>((resolve) => {
     let timer: NodeJS.Timeout | null = null;
+    let stopping = false;
     const loop = () => {
+      if (stopping) return;
       const started = Date.now();
       tick();
-      timer = setTimeout(loop, Math.max(0, intervalMs - (Date.now() - started)));
+      if (!stopping) timer = setTimeout(loop, Math.max(0, intervalMs - (Date.now() - started)));
     };
-    loop();
-    let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
@@ -384,7 +384,9 @@ async function run(
     };
     const onTerm = () => void stop('SIGTERM');
     const onInt = () => void stop('SIGINT');
+    // Handlers before the first round: a SIGTERM that lands during it must still stop cleanly.
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
+    loop();
   });
 }
