@@ -3,7 +3,7 @@
 // While it runs: an IoT device (paho-mqtt) and mosquitto_sub share the broker and cannot
 // touch cpuburst/; once the phases are done: a kubectl-driven scenario against the live stack;
 // after Ctrl-C: the JSON proves the pipeline (Ready, acked, written as planned, restored, no cgroup
-// left) and that throttled periods dropped. Latency itself is asserted in bench/demo-latency.bench.ts.
+// left) and that throttled periods dropped. Latency itself is asserted in bench/components/demo-latency.bench.ts.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';

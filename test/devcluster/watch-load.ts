@@ -1,4 +1,4 @@
-// Watch fan-out load harness shared by the load test and bench/devcluster-watch.bench.ts:
+// Watch fan-out load harness shared by the load test and bench/components/devcluster-watch.bench.ts:
 // N raw NDJSON watchers + M writes over HTTP; checks every watcher saw every event, in order.
 import http from 'node:http';
 
