@@ -579,7 +579,7 @@ async function idle(): Promise<void> {
         S.idleCluster,
         workers.slice(0, S.replicas),
         3,
-        smoke ? 30_000 : 100_000,
+        smoke ? 30_000 : 120_000,
       );
       cluster = { ...res, redisRssBytes: redis.rssBytes(), replicas: S.replicas };
     } catch (err) {
