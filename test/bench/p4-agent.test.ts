@@ -145,7 +145,7 @@ describe('bench P4 smoke (bench/p4-agent.bench.ts --smoke)', { timeout: 300_000 
       return;
     }
     const cpu = real.find((r) => r.metric === 'CPU ms per tick (utime+stime)')!;
-    const rss = real.find((r) => r.metric === 'RSS MiB (VmRSS)')!;
+    const rss = real.find((r) => r.metric === 'RSS MiB (VmRSS, window max)')!;
     assert.ok(cpu.value !== null && rss.value !== null, JSON.stringify(real));
   });
 });
