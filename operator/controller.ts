@@ -322,10 +322,13 @@ export class Controller {
     if (!doc) return;
     const cur = this.published.get(node);
     if (cur && cur.version >= doc.version) return;
+    // A standby sees every document the leader publishes (550,000 pods per round at scale): it keeps
+    // the version and content digest, not per-pod versions. Those only refine status accounting (a
+    // pod missing from the map counts from the document's version) and are rebuilt on publish.
     this.published.set(node, {
       version: doc.version,
       key: contentKey(doc),
-      pods: podVersions(doc.pods, doc.version, cur),
+      pods: this.leading ? podVersions(doc.pods, doc.version, cur) : new Map(),
     });
     if (this.leading) this.queue.add(`node/${node}`);
   }
