@@ -1,8 +1,8 @@
 // P2 latency: a pod annotation (or a strategy change) in devcluster → the cgroup write on the node, by
 // the real agent (fake cgroupfs v2: a temp dir with the kernel's rules, no real kernel) through the
 // real broker and operator; and by the reference (Koordinator's watch + 1 s tick) into its own copy
-// of the same fake tree, in the same run. Changes are paced (one every `intervalMs`) so every one is
-// seen by both; each is timed from the store write to the moment its value is in the cgroup file.
+// of the same fake tree, in the same run. Changes are paced (one every `intervalMs` ± 25 %) so every
+// one is seen by both; each is timed from the store write to the moment its value is in the cgroup file.
 import { watch as fsWatch, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -258,7 +258,9 @@ export async function runLatency(spec: LatencySpec, log: (m: string) => void): P
       // A change is settled once both sides wrote it; drop it from the hot list.
       for (let i = pending.length - 1; i >= 0; i--)
         if (pending[i]!.done.agent !== null && pending[i]!.done.ref !== null) pending.splice(i, 1);
-      const wait = spec.intervalMs - (performance.now() - at);
+      // ±25 % jitter: change times must not be in step with the reference's 1 s tick (strategy
+      // changes every 30 × 50 ms would hit only two tick phases and bias its figures).
+      const wait = spec.intervalMs * (0.75 + Math.random() / 2) - (performance.now() - at);
       if (wait > 0) await sleep(wait);
     }
     await waitUntil(
