@@ -308,7 +308,9 @@ export async function runScale(spec: ScaleSpec, log: (m: string) => void): Promi
     };
   } finally {
     for (const c of kill.reverse()) if (alive(c)) c.kill('SIGTERM');
-    await sleep(500);
+    // Graceful first (an operator run with --cpu-prof writes its profile on the way out).
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && kill.some(alive)) await sleep(100);
     for (const c of kill) if (alive(c)) c.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
