@@ -3,8 +3,7 @@
 // real broker and operator; and by the reference (Koordinator's watch + 1 s tick) into its own copy
 // of the same fake tree, in the same run. Changes are paced (one every `intervalMs` ± 25 %) so every
 // one is seen by both; each is timed from the store write to the moment its value is in the cgroup file.
-import { watch as fsWatch, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { watch as fsWatch, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,7 +12,15 @@ import YAML from 'yaml';
 import { allowPlainHttp } from '../../common/kubeconfig.js';
 import { startDevCluster } from '../../devcluster/index.js';
 import { FakeCgroupFs } from '../../test/support/fake-cgroupfs.js';
-import { alive, REPO_ROOT, spawnComponent, tail, waitUntil } from './p2-procs.js';
+import {
+  alive,
+  benchTempDir,
+  REPO_ROOT,
+  registerTempDir,
+  spawnComponent,
+  tail,
+  waitUntil,
+} from './p2-procs.js';
 import { ReferenceApplier } from './p2-reference-applier.js';
 import { startBroker, startOperator, writeCredentials } from './p2-stack.js';
 
@@ -57,12 +64,14 @@ interface Pending {
 }
 
 export async function runLatency(spec: LatencySpec, log: (m: string) => void): Promise<LatencyResult> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-bench-p2-lat-'));
+  const dir = benchTempDir('cpuburst-bench-p2-lat-');
   const creds = writeCredentials(dir);
   const kubeconfig = path.join(dir, 'kubeconfig');
   const cluster = await startDevCluster({ watchWindow: 100_000, kubeconfigPath: kubeconfig });
   const agentFs = FakeCgroupFs.create({ version: 2 });
   const refFs = FakeCgroupFs.create({ version: 2 });
+  registerTempDir(agentFs.root);
+  registerTempDir(refFs.root);
   const cleanups: Array<() => Promise<void> | void> = [
     () => cluster.close(),
     () => agentFs.cleanup(),

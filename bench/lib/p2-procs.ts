@@ -2,7 +2,8 @@
 // when dist/ is missing, from source through tsx; read peak RSS and CPU seconds from /proc; make sure
 // every child dies with the bench (also on SIGINT/SIGTERM and when the bench throws).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,24 @@ const DIST_CLI = path.join(REPO_ROOT, 'dist/cli.js');
 export const BUILD: 'dist' | 'tsx' = existsSync(DIST_CLI) ? 'dist' : 'tsx';
 
 const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+
+/** A temp dir of the bench: removed by the caller, or on SIGINT/SIGTERM/exit if the caller never got there. */
+export function benchTempDir(prefix: string): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+
+/** Also remove `dir` on SIGINT/SIGTERM/exit (e.g. a FakeCgroupFs root). */
+export function registerTempDir(dir: string): void {
+  tempDirs.add(dir);
+}
+
+function removeTempDirs(): void {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
+}
 
 function track(c: ChildProcess): ChildProcess {
   children.add(c);
@@ -40,10 +59,12 @@ export function cleanupOnSignals(extra: () => void = () => {}): void {
     process.once(sig, () => {
       for (const c of children) c.kill('SIGKILL');
       extra();
+      removeTempDirs();
       process.exit(130);
     });
   process.once('exit', () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    removeTempDirs();
   });
 }
 

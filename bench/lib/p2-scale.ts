@@ -5,14 +5,13 @@
 // after kill -9 of the leader (with a strategy change made right after the kill, so only the new
 // leader can converge the nodes).
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { AckRecord, SimSpec } from './p2-agent-sim.js';
 import type { SeedSpec } from './p2-devcluster-child.js';
-import { alive, jsonLine, ProcWatcher, spawnScript, tail, waitUntil } from './p2-procs.js';
+import { alive, benchTempDir, jsonLine, ProcWatcher, spawnScript, tail, waitUntil } from './p2-procs.js';
 import {
   heapUsedMiB,
   type Operator,
@@ -67,7 +66,7 @@ export interface ScaleResult {
 const STRATEGY = 'global';
 
 export async function runScale(spec: ScaleSpec, log: (m: string) => void): Promise<ScaleResult> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-bench-p2-scale-'));
+  const dir = benchTempDir('cpuburst-bench-p2-scale-');
   const creds = writeCredentials(dir);
   const kubeconfig = path.join(dir, 'kubeconfig');
   const kill: ChildProcess[] = [];
