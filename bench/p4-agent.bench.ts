@@ -207,9 +207,17 @@ interface AgentPaths {
 /** Extra node flags for the agent processes only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p4-prof`. */
 const AGENT_NODE_FLAGS = (process.env.P4_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 
-function startAgent(cli: string[], a: AgentPaths): Promise<Subject> {
+/**
+ * The variant measured on the real tree too: without TurboFan. At one round a second the optimising
+ * compiler keeps (re)compiling the round's code on background threads; in the development runs that
+ * cost more CPU than it saved, and its code and zones a third of the RSS.
+ */
+const VARIANT_FLAGS = ['--no-opt'];
+
+function startAgent(cli: string[], a: AgentPaths, nodeFlags: string[] = []): Promise<Subject> {
   const args = [
     ...AGENT_NODE_FLAGS,
+    ...nodeFlags,
     ...cli,
     'agent',
     '--node-name',
@@ -452,31 +460,47 @@ async function main(): Promise<void> {
   results.push(await fakeCase(0));
   results.push(await fakeCase(SIZES.pods));
 
-  // 3. The agent on the real cgroup v1 tree (cpu + cpuacct), a few pods running busy processes.
+  // 3. The agent on the real cgroup v1 tree (cpu + cpuacct), a few pods running busy processes; then
+  //    the same agent restarted with VARIANT_FLAGS on the same tree and state dir.
   const realName = `agent, ${SIZES.pods} pods, real cgroup v1`;
+  const variantName = `${realName}, node ${VARIANT_FLAGS.join(' ')}`;
   const skip = realCgroupSkipReason(cpuParent);
   let real: CaseResult | null = null;
+  let variant: CaseResult | null = null;
   if (skip) notes.push(`${realName}: not measured: ${skip}`);
   else {
     const tree = buildRealTree(cpuParent, acctParent, specs);
     cleanups.push(() => tree.stop());
     const decisionsFile = path.join(tmp, 'decisions-real.json');
     fs.writeFileSync(decisionsFile, JSON.stringify(decisionDoc(specs)));
-    const s = await startAgent(cli.argv, {
-      cgroupRoot: path.dirname(CPU_ROOT),
-      kubepodsDir: tree.kubepodsDir,
-      procRoot: '/proc',
-      decisionsFile,
-      stateDir: fs.mkdtempSync(path.join(tmp, 'state-')),
-    });
+    const stateDir = fs.mkdtempSync(path.join(tmp, 'state-'));
+    const realCase = async (name: string, meterName: string, flags: string[]) => {
+      const s = await startAgent(
+        cli.argv,
+        {
+          cgroupRoot: path.dirname(CPU_ROOT),
+          kubepodsDir: tree.kubepodsDir,
+          procRoot: '/proc',
+          decisionsFile,
+          stateDir,
+        },
+        flags,
+      );
+      try {
+        const meter = meterFor(meterName);
+        meter?.add(s.pid);
+        await sleep(SIZES.warmTicks * INTERVAL_MS);
+        return await measure(name, SIZES.pods, s, meter, SIZES.cpuTicks, SIZES.straceTicks, tmp);
+      } finally {
+        await s.stop();
+      }
+    };
     try {
-      const meter = meterFor('real');
-      meter?.add(s.pid);
-      await sleep(SIZES.warmTicks * INTERVAL_MS);
-      real = await measure(realName, SIZES.pods, s, meter, SIZES.cpuTicks, SIZES.straceTicks, tmp);
+      real = await realCase(realName, 'real', []);
       results.push(real);
+      variant = await realCase(variantName, 'variant', VARIANT_FLAGS);
+      results.push(variant);
     } finally {
-      await s.stop();
       tree.stop();
     }
   }
@@ -586,6 +610,40 @@ async function main(): Promise<void> {
   };
   agentRows(fakeN, fakeN.name);
   agentRows(real, realName, `not measured: ${skip}`);
+  // The variant next to the default agent on the same tree.
+  const vNote = variant ? {} : { note: `not measured: ${skip}` };
+  const vCpu = variant?.cpuMsPerTick ?? null;
+  const vRss = variant?.mem.vmRssMiB ?? null;
+  rows.push(
+    row({
+      case: variantName,
+      metric: 'CPU ms per tick (utime+stime)',
+      value: vCpu,
+      reference: real?.cpuMsPerTick ?? null,
+      referenceName: 'same agent, default node flags',
+      goal: `≤ ${GOAL_CPU_MS} ms`,
+      met: vCpu !== null && vCpu <= GOAL_CPU_MS,
+      ...vNote,
+    }),
+    row({
+      case: variantName,
+      metric: 'RSS MiB (VmRSS, window max)',
+      value: vRss,
+      reference: real?.mem.vmRssMiB ?? null,
+      referenceName: 'same agent, default node flags',
+      goal: `≤ ${GOAL_RSS_MIB} MiB`,
+      met: vRss !== null && vRss <= GOAL_RSS_MIB,
+      ...vNote,
+    }),
+    row({
+      case: variantName,
+      metric: 'peak RSS MiB (VmHWM)',
+      value: variant?.mem.vmHwmMiB ?? null,
+      reference: real?.mem.vmHwmMiB ?? null,
+      referenceName: 'same agent, default node flags',
+      ...vNote,
+    }),
+  );
   for (const [r, ref] of [
     [zero, node],
     [modules, node],
@@ -669,6 +727,7 @@ async function main(): Promise<void> {
     setup: {
       agent: cli.build === 'dist' ? 'node dist/cli.js agent' : 'node --import tsx cli.ts agent (no dist/)',
       agentNodeFlags: AGENT_NODE_FLAGS.join(' ') || null,
+      variantNodeFlags: VARIANT_FLAGS.join(' '),
       decisionSource: 'file (--decisions-file, polled every round)',
       intervalMs: INTERVAL_MS,
       pods: SIZES.pods,
