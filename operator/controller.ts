@@ -481,7 +481,9 @@ export class Controller {
   }
 
   private async reconcilePlan(log: Logger): Promise<void> {
-    if (!this.synced) return;
+    // A standby does not plan: taking the lead re-plans everything anyway (setLeader), and at 550,000
+    // pods a plan kept warm costs hundreds of MB and a re-plan per leader change it cannot publish.
+    if (!this.synced || !this.leading) return;
     let recomputed: string[];
     if (this.fullPlan || !this.ctx) {
       this.fullPlan = false;
