@@ -205,11 +205,31 @@ export async function runLatency(spec: LatencySpec, log: (m: string) => void): P
 
     // Completion detection: inotify on every target's container dir, plus a slow poll as a safety net.
     const pending: Pending[] = [];
+    const all: Pending[] = [];
+    // Both sides are level-based: a change superseded before a side applied it counts as applied when
+    // its successor is (the value written is p's or that of a later change to the same target).
+    const accepts = (p: Pending, uid: string, burst: number | null | undefined, at: number) => {
+      if (burst === p.burst) return true;
+      for (let i = all.length - 1; i >= 0 && all[i] !== p; i--) {
+        const q = all[i]!;
+        if (q.t0 <= at && q.burst === burst && q.targets.some((t) => t.uid === uid)) return true;
+      }
+      return false;
+    };
     const check = (now: number) => {
       for (const p of pending) {
-        if (p.done.agent === null && p.targets.every((t) => burstOf(agentFs, t.dirs.agent) === p.burst))
+        if (
+          p.done.agent === null &&
+          p.targets.every((t) => accepts(p, t.uid, burstOf(agentFs, t.dirs.agent), now))
+        )
           p.done.agent = now;
-        if (p.done.ref === null && p.targets.every((t) => ref.lastWrite.get(t.uid)?.burst === p.burst))
+        if (
+          p.done.ref === null &&
+          p.targets.every((t) => {
+            const w = ref.lastWrite.get(t.uid);
+            return w !== undefined && w.at >= p.t0 && accepts(p, t.uid, w.burst, w.at);
+          })
+        )
           p.done.ref = Math.max(...p.targets.map((t) => ref.lastWrite.get(t.uid)!.at));
       }
     };
@@ -223,7 +243,6 @@ export async function runLatency(spec: LatencySpec, log: (m: string) => void): P
     const poll = setInterval(() => check(performance.now()), 25);
     cleanups.unshift(() => clearInterval(poll));
 
-    const all: Pending[] = [];
     const annPct = new Map<string, number>();
     log(`latency: ${spec.changes} changes, one every ${spec.intervalMs} ms`);
     for (let k = 0; k < spec.changes; k++) {
