@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { removeTree } from '../test/support/cgroup-tree.js';
 import { FakeCgroupFs } from '../test/support/fake-cgroupfs.js';
 import { type BenchChart, type BenchRow, benchMode, machineInfo, row, writeResult } from './lib/results.js';
 import { buildFakeTree, buildRealTree, decisionDoc, fakeTicker, NODE, podSpecs } from './p4-pods.js';
@@ -89,33 +90,6 @@ async function stopChild(p: ChildProcess): Promise<void> {
   if (p.exitCode === null && p.signalCode === null) {
     p.kill('SIGKILL');
     await Promise.race([exited, guard(2000)]);
-  }
-}
-
-/** Removes a cgroup v1 subtree leaf → root, killing member tasks first. */
-function removeCgroupTree(dir: string): void {
-  if (!fs.existsSync(dir)) return;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true }))
-    if (e.isDirectory()) removeCgroupTree(path.join(dir, e.name));
-  try {
-    for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean))
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-  } catch {
-    /* no procs file */
-  }
-  for (let i = 0; ; i++) {
-    try {
-      fs.rmdirSync(dir);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      if (i >= 100) throw err;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20); // tasks still exiting
-    }
   }
 }
 
@@ -395,8 +369,8 @@ async function main(): Promise<void> {
   cleanups.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const cpuParent = path.join(CPU_ROOT, `cpuburst-bench-p4-${process.pid}`);
   const acctParent = path.join(CPUACCT_ROOT, `cpuburst-bench-p4-${process.pid}`);
-  cleanups.push(() => removeCgroupTree(cpuParent));
-  cleanups.push(() => removeCgroupTree(acctParent));
+  cleanups.push(() => removeTree(cpuParent, CPU_ROOT));
+  cleanups.push(() => removeTree(acctParent, CPUACCT_ROOT));
   const meterFor = (name: string) => CpuacctMeter.create(acctParent, `meter-${name}`);
   const specs = podSpecs(SIZES.pods, SIZES.busy);
   const results: CaseResult[] = [];

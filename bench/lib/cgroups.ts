@@ -3,6 +3,7 @@
 // agent finds the pods. Everything is removed leaf → root (member processes killed first).
 import fs from 'node:fs';
 import path from 'node:path';
+import { removeTree } from '../../test/support/cgroup-tree.js';
 
 export const V1_ROOT = '/sys/fs/cgroup';
 export const CPU = path.join(V1_ROOT, 'cpu');
@@ -103,38 +104,7 @@ export function quotaUsFor(limitMilli: number): number {
   return Math.max(1000, Math.floor((limitMilli * PERIOD_US) / 1000));
 }
 
-/** Kills member processes, moves them to the root, then rmdir leaf → root. */
-export function removeTree(dir: string, hierarchyRoot: string): void {
-  if (!fs.existsSync(dir)) return;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true }))
-    if (e.isDirectory()) removeTree(path.join(dir, e.name), hierarchyRoot);
-  try {
-    for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-      try {
-        fs.writeFileSync(path.join(hierarchyRoot, 'cgroup.procs'), pid);
-      } catch {
-        /* exited already */
-      }
-    }
-  } catch {
-    /* no procs file */
-  }
-  for (let i = 0; i < 100; i++) {
-    try {
-      fs.rmdirSync(dir);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20); // tasks still exiting
-    }
-  }
-  fs.rmdirSync(dir);
-}
+export { removeTree };
 
 /** cpuacct.usage of a cgroup in ns (NaN when unreadable). */
 export function usageNs(rel: string): number {

@@ -2,36 +2,11 @@
 // changes; scale: 50 nodes × 20 pods, 50 simulated agents, two operators, a leader kill -9). Asserts
 // the result's shape and sanity, never goal thresholds (timings on a loaded CI box mean nothing).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
-import type { BenchResult } from '../../bench/lib/results.js';
-import { REPO_ROOT } from '../support/cli.js';
+import { runSmoke } from './smoke.js';
 
 test('p2-propagation --smoke writes sane latency and scale rows', { timeout: 240_000 }, async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-test-p2-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(REPO_ROOT, 'bench/p2-propagation.bench.ts'), '--smoke'],
-    { cwd: REPO_ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => {
-    stderr = (stderr + d).slice(-8000);
-  });
-  child.stdout.resume();
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
-  assert.equal(code, 0, stderr);
-
-  const res = JSON.parse(readFileSync(path.join(dir, 'p2-propagation.smoke.json'), 'utf8')) as BenchResult;
-  assert.equal(res.part, 'p2-propagation');
-  assert.equal(res.mode, 'smoke');
+  const { result: res, stderr } = await runSmoke(t, 'p2-propagation');
   assert.ok(res.durationSeconds > 0 && res.durationSeconds < 240);
   assert.ok(res.machine.cpus >= 1);
   assert.ok(!res.notes.some((n) => /failed/.test(n)), `a part failed: ${res.notes.join(' | ')}\n${stderr}`);

@@ -3,13 +3,10 @@
 // through two Redis-clustered replicas). Asserts the result's shape and sanity, never goal
 // thresholds (timings on a loaded CI box mean nothing).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
-import type { BenchResult } from '../../bench/lib/results.js';
-import { REPO_ROOT } from '../support/cli.js';
+import { runSmoke } from './smoke.js';
 
 const MOSQUITTO = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
 function hasRedis(): boolean {
@@ -30,27 +27,7 @@ test('p3-broker --smoke compares cpuburst with mosquitto on every row', {
   timeout: 300_000,
   skip,
 }, async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'cpuburst-test-p3-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(REPO_ROOT, 'bench/p3-broker.bench.ts'), '--smoke'],
-    { cwd: REPO_ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => {
-    stderr = (stderr + d).slice(-8000);
-  });
-  child.stdout.resume();
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
-  assert.equal(code, 0, stderr);
-
-  const res = JSON.parse(readFileSync(path.join(dir, 'p3-broker.smoke.json'), 'utf8')) as BenchResult;
-  assert.equal(res.part, 'p3-broker');
-  assert.equal(res.mode, 'smoke');
+  const { result: res } = await runSmoke(t, 'p3-broker');
   assert.ok(res.durationSeconds > 0 && res.durationSeconds < 300);
   assert.match(String(res.setup.mosquitto), /^mosquitto 2\./);
   assert.ok(['dist/cli.js', 'cli.ts'].some((b) => String(res.setup.cpuburst).includes(b)));

@@ -3,11 +3,9 @@
 // every case measured, references measured in the same run, numbers finite and plausible. No goal
 // thresholds: those are for the full run on an idle machine. Plus the pure parsers it relies on.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { BenchResult } from '../../bench/lib/results.js';
 import {
   groupSyscalls,
@@ -17,7 +15,7 @@ import {
   straceAvailable,
 } from '../../bench/p4-procmeter.js';
 import { realCgroupSkipReason } from '../daemon/real-cgroup.js';
-import { REPO_ROOT } from '../support/cli.js';
+import { runSmoke } from './smoke.js';
 
 describe('bench P4 parsers', () => {
   it('/proc/<pid>/stat: utime+stime after the last parenthesis of comm', () => {
@@ -56,30 +54,15 @@ describe('bench P4 parsers', () => {
 });
 
 describe('bench P4 smoke (bench/p4-agent.bench.ts --smoke)', { timeout: 300_000 }, () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cpuburst-p4-smoke-'));
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
   let result: BenchResult;
 
-  it('runs and writes p4-agent.smoke.json', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/p4-agent.bench.ts', '--smoke'], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, BENCH_RESULTS_DIR: dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
-    child.stdout.resume();
-    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-    assert.equal(code, 0, stderr);
-    result = JSON.parse(fs.readFileSync(path.join(dir, 'p4-agent.smoke.json'), 'utf8')) as BenchResult;
-    assert.equal(result.part, 'p4-agent');
-    assert.equal(result.mode, 'smoke');
+  it('runs and writes p4-agent.smoke.json', async (t) => {
+    const run = await runSmoke(t, 'p4-agent');
+    result = run.result;
     // Nothing left behind: this run's cgroups are gone.
     for (const root of ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpuacct'])
       assert.equal(
-        fs.existsSync(path.join(root, `cpuburst-bench-p4-${child.pid}`)),
+        fs.existsSync(path.join(root, `cpuburst-bench-p4-${run.pid}`)),
         false,
         `leftover under ${root}`,
       );

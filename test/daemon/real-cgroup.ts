@@ -30,35 +30,4 @@ export function testParentName(): string {
   return `cpuburst-test-daemon-${process.pid}`;
 }
 
-/** Removes a cgroup subtree: moves member tasks to the root, then rmdir leaf → root. */
-export function removeTree(dir: string, hierarchyRoot: string): void {
-  if (!fs.existsSync(dir)) return;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true }))
-    if (e.isDirectory()) removeTree(path.join(dir, e.name), hierarchyRoot);
-  try {
-    for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-      try {
-        fs.writeFileSync(path.join(hierarchyRoot, 'cgroup.procs'), pid);
-      } catch {
-        /* exited already */
-      }
-    }
-  } catch {
-    /* no procs file */
-  }
-  for (let i = 0; i < 50; i++) {
-    try {
-      fs.rmdirSync(dir);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20); // tasks still exiting
-    }
-  }
-  fs.rmdirSync(dir);
-}
+export { removeTree } from '../support/cgroup-tree.js';
