@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { removeTree } from '../test/support/cgroup-tree.js';
 import { FakeCgroupFs } from '../test/support/fake-cgroupfs.js';
 import { type BenchChart, type BenchRow, benchMode, machineInfo, row, writeResult } from './lib/results.js';
-import { buildFakeTree, buildRealTree, decisionDoc, fakeTicker, NODE, podSpecs } from './p4-pods.js';
+import { buildFakeTree, buildRealTree, decisionDoc, fakeTicker, NODE, podSpecs } from './lib/p4-pods.js';
 import {
   CPUACCT_ROOT,
   CpuacctMeter,
@@ -26,7 +26,7 @@ import {
   memory,
   straceAvailable,
   straceWindow,
-} from './p4-procmeter.js';
+} from './lib/p4-procmeter.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CPU_ROOT = '/sys/fs/cgroup/cpu';

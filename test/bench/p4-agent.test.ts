@@ -13,7 +13,7 @@ import {
   parseProcStatus,
   parseStraceSummary,
   straceAvailable,
-} from '../../bench/p4-procmeter.js';
+} from '../../bench/lib/p4-procmeter.js';
 import { realCgroupSkipReason } from '../daemon/real-cgroup.js';
 import { runSmoke } from './smoke.js';
 

@@ -6,9 +6,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DecisionDocument } from '../protocol/index.js';
-import { container, document, podDecision } from '../test/daemon/harness.js';
-import type { FakeCgroupFs } from '../test/support/fake-cgroupfs.js';
+import type { DecisionDocument } from '../../protocol/index.js';
+import { container, document, podDecision } from '../../test/daemon/harness.js';
+import type { FakeCgroupFs } from '../../test/support/fake-cgroupfs.js';
 
 export const NODE = 'p4-node';
 const PERIOD_US = 100_000;
