@@ -14,7 +14,6 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { removeTree } from '../test/support/cgroup-tree.js';
 import { FakeCgroupFs } from '../test/support/fake-cgroupfs.js';
-import { type BenchChart, type BenchRow, benchMode, machineInfo, row, writeResult } from './lib/results.js';
 import { buildFakeTree, buildRealTree, decisionDoc, fakeTicker, NODE, podSpecs } from './lib/p4-pods.js';
 import {
   CPUACCT_ROOT,
@@ -27,6 +26,7 @@ import {
   straceAvailable,
   straceWindow,
 } from './lib/p4-procmeter.js';
+import { type BenchChart, type BenchRow, benchMode, machineInfo, row, writeResult } from './lib/results.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CPU_ROOT = '/sys/fs/cgroup/cpu';

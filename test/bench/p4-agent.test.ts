@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import type { BenchResult } from '../../bench/lib/results.js';
 import {
   groupSyscalls,
   parseProcPidStat,
@@ -14,6 +13,7 @@ import {
   parseStraceSummary,
   straceAvailable,
 } from '../../bench/lib/p4-procmeter.js';
+import type { BenchResult } from '../../bench/lib/results.js';
 import { realCgroupSkipReason } from '../daemon/real-cgroup.js';
 import { runSmoke } from './smoke.js';
 
