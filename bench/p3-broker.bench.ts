@@ -347,6 +347,11 @@ const p99Mosq: (number | null)[] = [];
 function addRows(c: Case, variant: string, ours: Measured | string, ref: Measured | string): void {
   const label = variant ? `${c.label}, ${variant}` : c.label;
   const refName = c.setup === 'persist' ? `${MOSQ}, persistence true` : MOSQ;
+  // A flood with no delivery inside the measurement window measured nothing (seen in short smoke
+  // windows): say so instead of reporting 0 msgs/s.
+  const EMPTY = 'no delivery inside the measurement window';
+  if (typeof ours !== 'string' && ours.msgsPerSec === 0) ours = EMPTY;
+  if (typeof ref !== 'string' && ref.msgsPerSec === 0) ref = EMPTY;
   const o = typeof ours === 'string' ? null : ours;
   const r = typeof ref === 'string' ? null : ref;
   const why = [

@@ -38,6 +38,7 @@ test('p3-broker --smoke compares cpuburst with mosquitto on every row', {
   assert.ok(cases.length >= 4, `cases: ${cases.join(' | ')}`);
   assert.ok(cases.some((c) => c.startsWith('QoS 0')) && cases.some((c) => c.startsWith('QoS 1')));
   assert.ok(cases.some((c) => c.includes('password users + ACL')));
+  let measured = 0;
   for (const c of cases) {
     const get = (m: string) => flows.find((r) => r.case === c && r.metric === m);
     const tput = get('msgs/s delivered')!;
@@ -45,19 +46,19 @@ test('p3-broker --smoke compares cpuburst with mosquitto on every row', {
     const p99 = get('p99 latency ms')!;
     assert.ok(tput && p50 && p99, `${c}: three rows`);
     for (const r of [tput, p50, p99]) {
-      assert.ok(
-        Number.isFinite(r.value) && r.value! > 0,
-        `${c} ${r.metric} value ${r.value}: ${r.note ?? ''}`,
-      );
-      assert.ok(
-        Number.isFinite(r.reference) && r.reference! > 0,
-        `${c} ${r.metric} reference: ${r.note ?? ''}`,
-      );
+      // Measured, or null with the reason in the note (the result contract); never 0 or NaN.
+      const ok = (v: number | null | undefined, who: string) =>
+        (Number.isFinite(v) && v! > 0) || (v === null && (r.note ?? '').includes(`${who}: `));
+      assert.ok(ok(r.value, 'cpuburst'), `${c} ${r.metric} value ${r.value}: ${r.note ?? ''}`);
+      assert.ok(ok(r.reference, 'mosquitto'), `${c} ${r.metric} reference ${r.reference}: ${r.note ?? ''}`);
+      if (r.value != null && r.reference != null) measured++;
       assert.match(r.referenceName!, /^mosquitto 2\./);
-      assert.ok(Math.abs(r.ratio! - r.value! / r.reference!) < 0.01, `${c} ${r.metric} ratio`);
+      if (r.value != null && r.reference != null)
+        assert.ok(Math.abs(r.ratio! - r.value! / r.reference!) < 0.01, `${c} ${r.metric} ratio`);
       assert.equal(typeof r.met, 'boolean');
     }
     assert.equal(tput.goal, '≥ 0.5× mosquitto');
+    if (tput.value == null || tput.reference == null) continue; // unmeasured case, reason asserted above
     const eff = get('deliveries per broker CPU-second')!;
     assert.ok(
       eff.value! > 0 && eff.reference! > 0,
@@ -68,6 +69,8 @@ test('p3-broker --smoke compares cpuburst with mosquitto on every row', {
     assert.ok(p50.value! <= p99.value! && p50.reference! <= p99.reference!);
     assert.ok(p50.value! > 0.001 && p99.value! < 10_000);
   }
+  // An empty measurement window may happen once in a short smoke run, not as a habit.
+  assert.ok(measured >= (cases.length - 1) * 3, `only ${measured} of ${cases.length * 3} flow rows measured`);
   const perCase = res.setup.perCase as {
     floodRun: { generatorCpuCores: number[]; brokerCpuCores: number };
   }[];
